@@ -1,0 +1,136 @@
+"""String-keyed registries for forward solvers and gradient methods.
+
+Built-in entries live in the top-level ``solvers/`` folder (installed as
+``fpibench.solvers``).  Third-party packages register through the entry-point group
+``fpibench.solvers``: each entry point names a module (imported for its registration side
+effects) or a callable that is called with no arguments.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from importlib import metadata
+from typing import Any, Callable, Dict, Type
+
+from .errors import OptionError, UnknownMethodError
+
+ENTRY_POINT_GROUP = "fpibench.solvers"
+
+
+class Registry:
+    """A name -> class mapping with aliases and helpful errors."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._classes: Dict[str, type] = {}
+        self._aliases: Dict[str, str] = {}
+
+    def register(self, name: str, cls: type | None = None, *, aliases: tuple[str, ...] = ()):
+        """Register ``cls`` under ``name`` (usable as a decorator)."""
+
+        def add(klass):
+            if name in self._classes and self._classes[name] is not klass:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._classes[name] = klass
+            for alias in aliases:
+                self._aliases[alias] = name
+            return klass
+
+        return add(cls) if cls is not None else add
+
+    def names(self) -> list[str]:
+        _load_plugins()
+        return sorted(self._classes)
+
+    def aliases(self) -> dict[str, str]:
+        _load_plugins()
+        return dict(self._aliases)
+
+    def resolve(self, name: str) -> str:
+        _load_plugins()
+        if not isinstance(name, str):
+            raise UnknownMethodError(f"{self.kind} must be given by name (a str), got {type(name).__name__}")
+        canonical = self._aliases.get(name, name)
+        if canonical not in self._classes:
+            valid = ", ".join(self.names() + sorted(self._aliases))
+            raise UnknownMethodError(f"unknown {self.kind} {name!r}; valid names: {valid}")
+        return canonical
+
+    def get(self, name: str) -> type:
+        return self._classes[self.resolve(name)]
+
+    def create(self, name: str, options: dict | None = None):
+        """Instantiate ``name`` with ``options``, rejecting options it does not take."""
+        cls = self.get(name)
+        return build_with_options(cls, options or {}, f"{self.kind} {self.resolve(name)!r}")
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Each entry's options with their defaults."""
+        return {name: option_defaults(self._classes[name]) for name in self.names()}
+
+
+def option_defaults(cls: type) -> dict[str, Any]:
+    out = {}
+    for field in dataclasses.fields(cls):
+        if not field.init or field.name.startswith("_"):
+            continue
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            out[field.name] = field.default_factory()  # type: ignore[misc]
+        else:
+            out[field.name] = None
+    return out
+
+
+def build_with_options(cls: type, options: dict, what: str):
+    if not isinstance(options, dict):
+        raise OptionError(f"options for {what} must be a dict, got {type(options).__name__}")
+    accepted = option_defaults(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise OptionError(
+            f"{what} does not take option(s) {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(sorted(accepted)) or 'no options'}"
+        )
+    return cls(**options)
+
+
+FORWARD = Registry("forward solver")
+BACKWARD = Registry("gradient method")
+
+_plugins_loaded = False
+_builtins_loaded = False
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded, _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        importlib.import_module("fpibench.solvers")
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    try:
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:  # pragma: no cover - Python < 3.10
+        entry_points = metadata.entry_points().get(ENTRY_POINT_GROUP, [])
+    for ep in entry_points:
+        obj = ep.load()
+        if callable(obj) and not isinstance(obj, type(importlib)):
+            obj()
+
+
+def register_forward(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[Type], Type]:
+    """Decorator: register a forward solver class under ``name``."""
+    return FORWARD.register(name, aliases=aliases)
+
+
+def register_backward(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[Type], Type]:
+    """Decorator: register a gradient method class under ``name``."""
+    return BACKWARD.register(name, aliases=aliases)
+
+
+def available_methods() -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"forward": {name: options}, "backward": {name: options}}`` for every registered method."""
+    return {"forward": FORWARD.describe(), "backward": BACKWARD.describe()}

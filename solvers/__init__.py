@@ -1,0 +1,8 @@
+"""Built-in forward solvers and gradient methods (installed as ``fpibench.solvers``).
+
+One module per algorithm; importing this package registers them all.  Forward solvers:
+``picard``, ``anderson``, ``broyden``.  Gradient methods: ``unroll``, ``jacobian_inverse``,
+``backward_fpi`` (``rbp``), ``neumann``, ``anderson``, ``broyden``, ``gmres``, ``jfb``,
+``phantom``.
+"""
+from . import anderson, broyden, gmres, implicit, jacobian_inverse, picard, truncated, unroll  # noqa: F401

@@ -1,0 +1,108 @@
+"""Implicit gradient methods that solve the adjoint fixed point c = (∂g/∂x)ᵀc + ∇x̂L.
+
+* ``backward_fpi`` (alias ``rbp``): Picard iteration on the adjoint map to ``tol`` — the
+  backward FPI layer of Jeon, Lee & Choi (2021), i.e. recurrent back-propagation
+  (Almeida 1987; Pineda 1987; Liao et al. 2018).  Its backward is again a fixed-point
+  solve, so ``gradgradcheck`` passes.
+* ``neumann``: c_K = Σ_{k<K} (Jᵀ)^k ∇x̂L, the truncated Neumann series with K ``terms``
+  (Liao et al. 2018).  Identity: ``backward_fpi`` started at c₀ = 0 after K steps equals
+  ``neumann`` with K terms (both are K Picard steps on h from 0).
+* ``anderson`` / ``broyden``: the same adjoint fixed point solved with Anderson
+  acceleration / limited-memory Broyden (Bai, Kolter & Koltun 2019).
+* ``gmres``: the linear system (I − Jᵀ)c = ∇x̂L by restarted GMRES with VJPs only.
+
+Every one starts from c₀ = 0 and counts one VJP per call of h.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fpibench._gradient import IterativeAdjoint, IterativeOptions
+from fpibench._iterate import IterationControl
+from fpibench._registry import register_backward
+from fpibench.errors import OptionError
+
+from .anderson import Anderson
+from .broyden import Broyden
+from .gmres import GMRES
+from .picard import Picard
+
+
+@register_backward("backward_fpi", aliases=("rbp",))
+@dataclass
+class BackwardFPI(IterativeOptions, IterativeAdjoint):
+    """Backward FPI: c ← Jᵀc + ∇x̂L (optionally damped by ``beta``) until ‖Δc‖/‖c‖ < tol."""
+
+    beta: float = 1.0
+    name = "backward_fpi"
+
+    def make_solver(self):
+        return Picard(beta=self.beta)
+
+
+@register_backward("neumann")
+@dataclass
+class Neumann(IterativeAdjoint):
+    """Truncated Neumann series with ``terms`` terms: c = Σ_{k<K} (Jᵀ)^k ∇x̂L."""
+
+    terms: int = 20
+    name = "neumann"
+    exact = False
+
+    def __post_init__(self):
+        if not isinstance(self.terms, int) or isinstance(self.terms, bool) or self.terms < 1:
+            raise OptionError(f"neumann: terms must be an integer >= 1, got {self.terms!r}")
+
+    def make_solver(self):
+        return Picard()
+
+    def control(self, ctx):
+        return IterationControl(tol=None, max_iter=self.terms)
+
+
+@register_backward("anderson")
+@dataclass
+class AndersonAdjoint(IterativeOptions, IterativeAdjoint):
+    """Adjoint fixed point solved by Anderson acceleration (window ``m``, mixing ``beta``, ridge ``lam``)."""
+
+    m: int = 5
+    beta: float = 1.0
+    lam: float = 1e-4
+    name = "anderson"
+
+    def __post_init__(self):
+        self.make_solver()  # validates the options
+
+    def make_solver(self):
+        return Anderson(m=self.m, beta=self.beta, lam=self.lam)
+
+
+@register_backward("broyden")
+@dataclass
+class BroydenAdjoint(IterativeOptions, IterativeAdjoint):
+    """Adjoint fixed point solved by limited-memory Broyden (memory ``m``)."""
+
+    m: int = 30
+    step_size: float = 1.0
+    name = "broyden"
+
+    def __post_init__(self):
+        self.make_solver()
+
+    def make_solver(self):
+        return Broyden(m=self.m, step_size=self.step_size)
+
+
+@register_backward("gmres")
+@dataclass
+class GMRESAdjoint(IterativeOptions, IterativeAdjoint):
+    """(I − Jᵀ)c = ∇x̂L by restarted GMRES(``restart``) using only VJPs."""
+
+    restart: int = 20
+    name = "gmres"
+
+    def __post_init__(self):
+        self.make_solver()
+
+    def make_solver(self):
+        return GMRES(restart=self.restart)

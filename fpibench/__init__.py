@@ -25,6 +25,7 @@ from .errors import (
     UnknownMethodError,
 )
 from .memory import saved_tensor_bytes
+from . import data  # noqa: E402  (real data sets: readers, data directory, downloads)
 
 __version__ = "0.1.0"
 

@@ -78,7 +78,8 @@ class IterationControl:
     ``check_every``: run the (host-synchronising) convergence test every k iterations.
     ``divergence_factor``: stop a sample early (status ``diverged``) once its step length
     ‖x_{n+1} − x_n‖ exceeds this multiple of the smallest step it has taken; a sample that
-    ends unconverged with a longer step than its first is ``diverged`` too.
+    ends unconverged with a step over √divergence_factor times its smallest is ``diverged``
+    too (otherwise ``not_converged``).
     """
 
     tol: Optional[float] = 1e-6
@@ -179,7 +180,6 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
     # divergence the relative step stays constant while the absolute one grows
     step_best = torch.full((batch,), float("inf"), dtype=x0.dtype, device=device)
     step_final = torch.zeros(batch, dtype=x0.dtype, device=device)
-    step_first = None
     diverged = torch.zeros(batch, dtype=torch.bool, device=device)
     trace = []
     nan = torch.tensor(float("nan"), dtype=x0.dtype, device=device)
@@ -197,8 +197,6 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
             trace.append(torch.where(active, res, nan))
             final = torch.where(active, res, final)
             iterations += active
-            if step_first is None:
-                step_first = absolute.clone()
             step_final = torch.where(active, absolute, step_final)
             step_best = torch.where(active, torch.minimum(step_best, absolute), step_best)
         if fixed_steps:
@@ -215,7 +213,7 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         finite_x = torch.isfinite(state.x.detach()).all(dim=1)
         trace_t = torch.stack(trace).cpu() if trace else torch.empty(0, batch)
         final_c, iters_c = final.cpu(), iterations.cpu()
-        grew = (step_final > step_first).cpu() if step_first is not None else torch.zeros(batch, dtype=torch.bool)
+        grew = (step_final > control.divergence_factor**0.5 * step_best).cpu()
         diverged_c, finite_c, active_c = diverged.cpu(), finite_x.cpu(), active.cpu()
     status = []
     for i in range(batch):
@@ -229,7 +227,7 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         elif not active_c[i] and r < control.tol:
             status.append(CONVERGED)
         elif grew[i]:
-            status.append(DIVERGED)  # the step length grew over the run
+            status.append(DIVERGED)  # the step length grew far above its minimum
         else:
             status.append(NOT_CONVERGED)
     stats = IterationStats(

@@ -46,7 +46,7 @@ class Bibtex(Task):
         data_seed: int = 0
         train_limit: int = 0  # 0: all training rows (the quick preset uses fewer)
 
-    PRESETS = {"paper": {}, "quick": {"epochs": 3, "train_limit": 1500, "max_iter": 100}}
+    PRESETS = {"paper": {}, "quick": {"epochs": 2, "train_limit": 1000, "max_iter": 30}}
 
     def load_data(self):
         c = self.config

@@ -1,5 +1,4 @@
 """FlyingShapes: determinism, layout, and exactness of the ground-truth flow."""
-import time
 from pathlib import Path
 
 import numpy as np
@@ -116,17 +115,3 @@ def test_backward_warp_integer_shift():
     out = backward_warp(img, flow)
     np.testing.assert_allclose(out[3:, :-2], img[:-3, 2:], atol=1e-3)
     assert backward_warp(img[..., 0], flow).shape == (20, 30)
-
-
-def test_generation_speed(photos):
-    ds = FlyingShapes(photos, size=(256, 256), length=20)
-    ds[0]
-    rounds = []  # best of 3 rounds of 5 samples: robust to other jobs sharing the CPU
-    for r in range(3):
-        start = time.perf_counter()
-        for i in range(5):
-            ds[5 * r + i]
-        rounds.append((time.perf_counter() - start) / 5)
-    per_sample = min(rounds)
-    print(f"FlyingShapes 256x256: {1000 * per_sample:.1f} ms / sample")
-    assert per_sample < 0.1

@@ -231,19 +231,7 @@ class IterativeAdjoint(AdjointGradient):
             stats = inner_stats.forward
         else:
             c, stats = iterate(self.make_solver(), h, c0, control)
-        return c, self._backward_stats(stats, counter["vjp"])
-
-    def _backward_stats(self, stats: IterationStats, vjps: int) -> BackwardStats:
-        return BackwardStats(
-            iterations=stats.iterations,
-            residual=stats.residual,
-            residual_trace=stats.residual_trace,
-            status=stats.status,
-            nfev=stats.nfev,
-            solver=stats.solver,
-            method=self.name,
-            vjp_calls=vjps,
-        )
+        return c, BackwardStats.from_iterations(stats, self.name, counter["vjp"])
 
 
 class UnrolledGradient(GradientMethod):
@@ -261,16 +249,11 @@ def hook_backward_stats(y: torch.Tensor, ctx: SolveContext, method: str, stats: 
     """Record backward stats when the gradient reaches y (backprop through recorded steps)."""
 
     def record(grad):
+        batch = stats.iterations.numel()
         ctx.stats.record_backward(
-            BackwardStats(
-                iterations=stats.iterations.clone(),
-                residual=torch.zeros_like(stats.residual),
-                residual_trace=torch.empty(0, stats.iterations.numel()),
-                status=[FIXED_STEPS] * stats.iterations.numel(),
-                nfev=stats.nfev,
-                solver="autograd",
-                method=method,
-                vjp_calls=stats.nfev,
+            BackwardStats.from_iterations(
+                stats, method, stats.nfev, residual=torch.zeros_like(stats.residual),
+                residual_trace=torch.empty(0, batch), status=[FIXED_STEPS] * batch, solver="autograd",
             )
         )
         return grad

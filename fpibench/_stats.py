@@ -21,6 +21,16 @@ class BackwardStats(IterationStats):
     jvp_calls: int = 0
     calls: int = 1
 
+    @classmethod
+    def from_iterations(cls, stats: IterationStats, method: str, vjp_calls: int, **changes) -> "BackwardStats":
+        """Backward stats from the iteration stats of the solve (or replay) that produced c."""
+        fields = dict(
+            iterations=stats.iterations, residual=stats.residual, residual_trace=stats.residual_trace,
+            status=stats.status, nfev=stats.nfev, solver=stats.solver,
+        )
+        fields.update(changes)
+        return cls(method=method, vjp_calls=vjp_calls, **fields)
+
     def summary(self) -> dict:
         out = super().summary()
         out.update(method=self.method, vjp_calls=self.vjp_calls, jvp_calls=self.jvp_calls)

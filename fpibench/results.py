@@ -1,0 +1,102 @@
+"""The results store: one parquet file per finished cell, long format, with provenance.
+
+Each row is one (cell, epoch or probe point, metric) value.  A cell file is written to a
+temporary name in the same folder and renamed into place (atomic on POSIX), so a sweep
+killed at any moment leaves either the whole file or nothing: resuming skips the cells
+whose files exist.  Never pickle.
+
+    store.write_cell(out_dir, cell_id, rows, provenance)
+    df = fpibench.results.load(out_dir)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Iterable, Mapping
+
+REQUIRED_COLUMNS = ("task", "model", "forward", "backward", "seed", "epoch", "metric", "value", "status")
+CELL_SUFFIX = ".parquet"
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read, or rows that miss required columns."""
+
+
+def config_hash(config: Mapping) -> str:
+    """A stable 16-hex-digit hash of a cell's configuration (JSON with sorted keys)."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cell_path(out_dir, cell_id: str) -> Path:
+    return Path(out_dir) / "cells" / f"{cell_id}{CELL_SUFFIX}"
+
+
+def cell_done(out_dir, cell_id: str) -> bool:
+    return cell_path(out_dir, cell_id).is_file()
+
+
+def provenance() -> dict:
+    """git commit, package versions, device names: the columns every row carries."""
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    from . import __version__
+
+    return {
+        "git_commit": commit,
+        "fpibench_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "cpu_name": platform.processor() or platform.machine(),
+        "gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+    }
+
+
+def write_cell(out_dir, cell_id: str, rows: Iterable[Mapping], extra: Mapping | None = None) -> Path:
+    """Write the rows of one finished cell atomically; ``extra`` columns are added to every row."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{**(extra or {}), **row} for row in rows])
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"cell {cell_id!r}: rows lack required column(s) {missing}")
+    frame["cell_id"] = cell_id
+    path = cell_path(out_dir, cell_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load(out_dir) -> "pd.DataFrame":  # noqa: F821
+    """One DataFrame of every finished cell under ``out_dir`` (temporary files are ignored)."""
+    import pandas as pd
+
+    folder = Path(out_dir) / "cells"
+    if not folder.is_dir():
+        raise ResultsError(f"no results store at {Path(out_dir)} (expected a 'cells' folder)")
+    frames = []
+    for path in sorted(folder.glob(f"*{CELL_SUFFIX}")):
+        try:
+            frames.append(pd.read_parquet(path))
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise ResultsError(f"cannot read results file {path}: {exc}") from exc
+    if not frames:
+        return pd.DataFrame(columns=list(REQUIRED_COLUMNS) + ["cell_id"])
+    return pd.concat(frames, ignore_index=True)

@@ -92,7 +92,7 @@ def fixed_point(
     loop, solver_options = _split_options(forward_options, "forward_options")
     control = IterationControl(tol=tol, max_iter=max_iter, **loop)
     solver = FORWARD.create(forward_name, solver_options)
-    method = BACKWARD.create(backward_name, dict(backward_options or {}) if backward_options is None or isinstance(backward_options, dict) else backward_options)
+    method = BACKWARD.create(backward_name, backward_options or {})
 
     shape = x0.shape
     flat_shape = (shape[0], -1) if batch else (1, -1)

@@ -12,7 +12,7 @@ Host synchronisation happens only at the convergence test, which runs every
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch

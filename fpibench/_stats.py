@@ -1,7 +1,7 @@
 """Statistics returned by every solve: ``sol.stats.forward`` and ``sol.stats.backward``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from ._iterate import IterationStats

@@ -16,7 +16,10 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
 
 REQUIRED_COLUMNS = ("task", "model", "forward", "backward", "seed", "epoch", "metric", "value", "status")
 CELL_SUFFIX = ".parquet"
@@ -84,7 +87,7 @@ def write_cell(out_dir, cell_id: str, rows: Iterable[Mapping], extra: Mapping | 
     return path
 
 
-def load(out_dir) -> "pd.DataFrame":  # noqa: F821
+def load(out_dir) -> "pandas.DataFrame":
     """One DataFrame of every finished cell under ``out_dir`` (temporary files are ignored)."""
     import pandas as pd
 

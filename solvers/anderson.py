@@ -70,15 +70,9 @@ class Anderson(FixedPointSolver):
         scale = torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
         eye = torch.eye(n, dtype=x.dtype, device=x.device)
         regularised = gram + (self.lam * scale + torch.finfo(x.dtype).tiny)[:, None, None] * eye
-        # bordered system [[0, 1ᵀ], [1, H]] [ν; α] = [1; 0]
-        b = x.shape[0]
-        system = x.new_zeros(b, n + 1, n + 1)
-        system[:, 0, 1:] = 1
-        system[:, 1:, 0] = 1
-        system[:, 1:, 1:] = regularised
-        rhs = x.new_zeros(b, n + 1)
-        rhs[:, 0] = 1
-        alpha = torch.linalg.solve(system, rhs)[:, 1:]  # (B, n)
+        # min αᵀHα s.t. Σα = 1  ⇒  α = H⁻¹1 / (1ᵀH⁻¹1)
+        alpha = torch.linalg.solve(regularised, torch.ones_like(regularised[:, :, 0]))
+        alpha = alpha / alpha.sum(dim=1, keepdim=True)  # (B, n)
         images = state.images[:, :n]
         mixed = torch.bmm(alpha.unsqueeze(1), images).squeeze(1)
         if self.beta != 1:

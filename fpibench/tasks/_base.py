@@ -79,6 +79,11 @@ class Task:
     class Config:
         pass
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "evaluate" in cls.__dict__:  # evaluation never records a graph, whoever calls it
+            cls.evaluate = torch.no_grad()(cls.__dict__["evaluate"])
+
     def __init__(self, preset: str = "quick", data_dir=None, **overrides):
         if preset not in self.PRESETS:
             raise OptionError(f"task {self.name!r} has no preset {preset!r}; presets: {', '.join(self.PRESETS)}")

@@ -1,138 +1,195 @@
 """The ``fpibench`` command (also ``python -m fpibench``).
 
-    fpibench list                 tasks, forward solvers, gradient methods and their options
-    fpibench run [--out DIR]      the default quick suite on real data, with a report
+    fpibench list                          tasks, models, presets, solvers, gradient methods, options
+    fpibench run                           the default quick suite on real data, then its report
+    fpibench run --task bibtex --model fpi_nn,fpi_gd --backward backward_fpi,unroll --seeds 0-2
+    fpibench run --sweep sweep.toml        a sweep file (TOML or YAML)
+    fpibench report DIR                    markdown report + PNG/SVG figures from a results store
 
-This is the first version of the harness: it trains each quick cell, records the task
-metric per epoch, wall time per epoch and the FPI layer's forward/backward iterations, and
-writes ``cells.csv`` and ``report.md`` under ``--out``.
+``run`` resumes: cells already in ``--out`` are skipped, so an interrupted sweep continues
+where it stopped.  Exit status 1 when a cell raised (its traceback is in ``OUT/errors/``).
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
-DEFAULT_SUITE = [
-    # (task, model, backward)
-    ("box_constraint", "feedforward", "-"),
-    ("box_constraint", "fpi_nn", "backward_fpi"),
-    ("box_constraint", "fpi_nn", "unroll"),
-    ("box_constraint", "fpi_nn", "jfb"),
-    ("box_constraint", "fpi_nn", "anderson"),
-    ("bibtex", "feedforward", "-"),
-    ("bibtex", "fpi_nn", "backward_fpi"),
-    ("bibtex", "fpi_nn", "jfb"),
-]
+#: The README's main job: a few minutes on a 2-core CPU, real data, every kind of row.
+PROBE_METHODS = ["backward_fpi", "neumann", "anderson", "broyden", "gmres", "jacobian_inverse", "unroll", "jfb", "phantom"]
+DEFAULT_SUITE = {
+    "preset": "quick",
+    "seeds": [0],
+    "grid": [
+        {"task": "box_constraint", "model": "feedforward"},
+        {"task": "box_constraint", "model": "fpi_nn", "forward": "anderson",
+         "backward": ["backward_fpi", "unroll", "jfb", "anderson"]},
+        {"task": "bibtex", "model": "feedforward"},
+        {"task": "bibtex", "model": "fpi_nn", "forward": "anderson", "backward": ["backward_fpi", "jfb"]},
+        {"task": "denoise", "model": ["feedforward", "fpi_nn"], "forward": "anderson", "backward": "backward_fpi",
+         "task_options": {"sigma": 25}, "study": False},
+        {"task": "contractive_tanh", "forward": "anderson", "backward": PROBE_METHODS,
+         "task_options": {"k": [0.5, 0.9], "dim": 64, "batch": 16}},
+    ],
+}
 
 
 def _list(args) -> int:
+    import dataclasses
+
     import fpibench
     import fpibench.tasks as tasks
+    from fpibench.harness._sweep import is_probe_task, task_models
 
-    methods = fpibench.available_methods()
-    print("tasks:")
+    print("tasks (fpibench run --task NAME --model M --option key=value):")
     for name in tasks.available():
         task = tasks.get(name)
-        models = ", ".join(getattr(task, "models", ())) or "probe"
-        print(f"  {name:18s} models: {models}")
-    for kind in ("forward", "backward"):
-        print(f"{kind} methods:")
+        options = {f.name: getattr(task.config, f.name) for f in dataclasses.fields(task.config)}
+        kind = "probe (gradient study, exact reference)" if is_probe_task(name) else f"headline metric {task.metric}"
+        print(f"  {name:18s} models: {', '.join(task_models(name))}; presets: {', '.join(task.PRESETS)}; {kind}")
+        print(f"  {'':18s} options: {json.dumps(options, default=str)}")
+    methods = fpibench.available_methods()
+    for kind, flag in (("forward", "--forward"), ("backward", "--backward")):
+        print(f"{kind} methods ({flag} NAME, {flag}-option key=value):")
         for name, options in methods[kind].items():
-            print(f"  {name:18s} {json.dumps(options)}")
+            print(f"  {name:18s} {json.dumps(options, default=str)}")
     return 0
 
 
-def _run_cell(task_name, model_kind, backward, seed, data_dir):
-    import torch
+def _spec_from_flags(args) -> dict:
+    from fpibench.harness import parse_list, parse_options, parse_seeds
 
-    import fpibench.tasks as tasks
-    from fpibench.tasks import FPIConfig, fpi_layers
-
-    task = tasks.get(task_name, preset="quick", data_dir=data_dir)
-    fpi = FPIConfig(backward=backward if backward != "-" else "backward_fpi")
-    model = task.build_model(model_kind, fpi, seed=seed)
-    optimizer = task.optimizer(model)
-    rows = []
-    for epoch in range(1, task.epochs + 1):
-        model.train()
-        fwd_iters, bwd_iters, losses = [], [], []
-        start = time.perf_counter()
-        for batch in task.train_batches(epoch, seed):
-            losses.append(task.train_step(model, optimizer, batch))
-            for layer in fpi_layers(model):
-                stats = layer.last_stats
-                fwd_iters.append(float(stats.forward.iterations.double().mean()))
-                if stats.backward is not None:
-                    bwd_iters.append(float(stats.backward.iterations.double().mean()))
-        elapsed = time.perf_counter() - start
-        model.eval()
-        with torch.no_grad():
-            metrics = task.evaluate(model)
-        rows.append({
-            "task": task_name, "model": model_kind, "backward": backward, "seed": seed, "epoch": epoch,
-            "train_loss": sum(losses) / len(losses), "epoch_seconds": elapsed,
-            "forward_iterations": sum(fwd_iters) / len(fwd_iters) if fwd_iters else 0.0,
-            "backward_iterations": sum(bwd_iters) / len(bwd_iters) if bwd_iters else 0.0,
-            "metric": task.metric, "value": metrics[task.metric],
-        })
-    return rows
+    grid = {}
+    for key in ("task", "model", "forward", "backward", "preset", "device"):
+        value = parse_list(getattr(args, key))
+        if value is not None:
+            grid[key] = value
+    if args.seeds is not None:
+        grid["seeds"] = parse_seeds(args.seeds)
+    for key, attr, flag in (("task_options", "option", "--option"), ("forward_options", "forward_option", "--forward-option"),
+                            ("backward_options", "backward_option", "--backward-option")):
+        opts = parse_options(getattr(args, attr), flag)
+        if opts:
+            grid[key] = opts
+    if args.epochs is not None:
+        grid["epochs"] = args.epochs
+    if args.no_study:
+        grid["study"] = False
+    return grid
 
 
 def _run(args) -> int:
-    import torch
-
     import fpibench
+    from fpibench.harness import expand_sweep, load_sweep_file, resolve_device, run_sweep, summary_table
 
     if args.data_dir:
         fpibench.data.set_data_dir(args.data_dir)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, (task_name, model_kind, backward) in enumerate(DEFAULT_SUITE, 1):
-        if not args.quiet:
-            print(f"[{i}/{len(DEFAULT_SUITE)}] {task_name} {model_kind} {backward}", flush=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", fpibench.FixedPointWarning)
-            rows.extend(_run_cell(task_name, model_kind, backward, args.seed, args.data_dir))
-    with open(out / "cells.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["# fpibench quick suite", "", f"torch {torch.__version__}, seed {args.seed}, quick presets.", "",
-             "| task | model | gradient method | final metric | value | epoch time (s) | fwd iters | bwd iters |",
-             "|---|---|---|---|---|---|---|---|"]
-    finals = {}
-    for r in rows:
-        finals[(r["task"], r["model"], r["backward"])] = r
-    for (t, m, b), r in finals.items():
-        lines.append(f"| {t} | {m} | {b} | {r['metric']} | {r['value']:.4g} | {r['epoch_seconds']:.2f} | "
-                     f"{r['forward_iterations']:.1f} | {r['backward_iterations']:.1f} |")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"\nwrote {out / 'cells.csv'} and {out / 'report.md'}")
+    device = resolve_device(args.device)
+    flags = _spec_from_flags(args)
+    flags.pop("device", None)
+    if args.sweep:
+        cells = load_sweep_file(args.sweep)
+        if flags:
+            raise SystemExit(f"fpibench run: use either --sweep or grid flags, not both (got {sorted(flags)})")
+    elif flags:
+        if "task" not in flags:
+            raise SystemExit("fpibench run: --task is required when other grid flags are given")
+        cells = expand_sweep({**flags, "device": device})
+    else:
+        cells = expand_sweep({**DEFAULT_SUITE, "device": device})
+    if args.sweep:
+        from dataclasses import replace
+
+        cells = [replace(c, device=device) if args.device != "auto" or c.device == "cpu" else c for c in cells]
+    if args.dry_run:
+        for c in cells:
+            print(c.cell_id)
+        print(f"{len(cells)} cells")
+        return 0
+    start = time.perf_counter()
+    if not args.quiet:
+        print(f"fpibench run: {len(cells)} cells -> {args.out} (executor {args.executor}, workers {args.workers}, device {device})",
+              flush=True)
+    results = run_sweep(cells, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                        data_dir=args.data_dir, progress=not args.quiet, repeats=args.repeats,
+                        threads=args.threads)
+    elapsed = time.perf_counter() - start
+    print(summary_table(results))
+    ran = sum(r.status != "done" for r in results)
+    print(f"\n{ran} cells run, {len(results) - ran} already stored, {elapsed:.0f} s; store: {args.out}")
+    if not args.no_report:
+        from fpibench.report import build_report
+
+        path = build_report(args.out)
+        print(f"report: {path}")
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+def _report(args) -> int:
+    from fpibench.report import build_report
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    path = build_report(args.results, out_dir=args.out, formats=formats)
+    print(f"report: {path}")
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="fpibench", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fpibench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("list", help="tasks, forward solvers and gradient methods with their options")
-    run = sub.add_parser("run", help="run the default quick suite on real data and write a report")
-    run.add_argument("--out", default="results/quick", help="output folder (default results/quick)")
+    sub.add_parser("list", help="tasks, models, forward solvers and gradient methods with their options")
+    run = sub.add_parser("run", help="run a sweep (default: the quick suite on real data) and write a report")
+    grid = run.add_argument_group("grid (comma lists; default: the quick suite)")
+    grid.add_argument("--task", help="task(s), e.g. denoise,bibtex (see fpibench list)")
+    grid.add_argument("--model", help="model(s): fpi_nn, fpi_gd, feedforward, ... (default: all of the task's)")
+    grid.add_argument("--forward", help="forward solver(s) (default anderson)")
+    grid.add_argument("--backward", help="gradient method(s) (default backward_fpi)")
+    grid.add_argument("--seeds", help="seeds: 0,1,2 or 0-2 (default 0)")
+    grid.add_argument("--preset", help="quick or paper (default quick)")
+    grid.add_argument("--option", action="append", default=[], metavar="KEY=V[,V...]", help="task option (a list is a grid axis)")
+    grid.add_argument("--forward-option", action="append", default=[], metavar="KEY=V", help="forward solver option")
+    grid.add_argument("--backward-option", action="append", default=[], metavar="KEY=V", help="gradient method option")
+    grid.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    grid.add_argument("--no-study", action="store_true", help="skip the gradient-study rows of training cells")
+    run.add_argument("--sweep", help="sweep file (.toml, .yaml, .yml) instead of grid flags")
+    run.add_argument("--out", default="results/quick", help="results store folder (default results/quick)")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     run.add_argument("--data-dir", default=None, help="data directory (default $FPIBENCH_DATA or ~/.cache/fpibench)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--quiet", action="store_true")
+    run.add_argument("--workers", type=int, default=0, help="worker processes (0: run in this process)")
+    run.add_argument("--executor", default="local", choices=["local", "dask"], help="local (default) or dask")
+    run.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="torch CPU threads per cell (default: torch's; pool workers share the cores)")
+    run.add_argument("--repeats", type=int, default=3, help="timing repeats in the gradient study (median)")
+    run.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    report = sub.add_parser("report", help="markdown report and figures from a results store")
+    report.add_argument("results", nargs="?", default="results/quick", help="results store folder")
+    report.add_argument("--out", default=None, help="output folder (default: the store folder)")
+    report.add_argument("--formats", default="png,svg", help="figure formats (default png,svg)")
+    return parser
+
+
+def main(argv=None) -> int:
+    from fpibench.errors import OptionError, UnknownMethodError
+    from fpibench.results import ResultsError
+
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "list":
-        return _list(args)
-    if args.command == "run":
-        return _run(args)
+    try:
+        if args.command == "list":
+            return _list(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "report":
+            return _report(args)
+    except (OptionError, UnknownMethodError, ResultsError, RuntimeError) as exc:
+        print(f"fpibench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     parser.print_help()
     return 0
 

@@ -43,6 +43,18 @@ def cell_done(out_dir, cell_id: str) -> bool:
     return cell_path(out_dir, cell_id).is_file()
 
 
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``'s model name where available)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance() -> dict:
     """git commit, package versions, device names: the columns every row carries."""
     import torch
@@ -59,7 +71,7 @@ def provenance() -> dict:
         "fpibench_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "cpu_name": platform.processor() or platform.machine(),
+        "cpu_name": cpu_name(),
         "gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
     }
 

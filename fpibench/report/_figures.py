@@ -1,0 +1,372 @@
+"""Figures of the report (seaborn on matplotlib ``Figure`` objects: no pyplot, no display).
+
+Each ``figure_*(df, out_dir, formats)`` draws one figure from a prepared store frame and
+writes ``out_dir/<name>.<fmt>`` for every format, returning the paths; it returns ``[]``
+(and writes nothing) when the store has no rows for it.  File names are fixed (``NAME``
+of each function), SVGs carry no date, so a rerun on the same store gives the same files.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._frame import headline_metric, takes_store_frame, unit_of, with_labels
+from ._tables import pareto_points
+
+LOG_FLOOR = 1e-16  # errors below this (exact methods) are drawn at the floor on log axes
+MEMORY_METRICS = ("saved_bytes", "peak_rss_bytes", "peak_cuda_bytes")
+
+
+def _mpl():
+    import matplotlib
+    from matplotlib.figure import Figure
+    import seaborn as sns
+
+    return matplotlib, Figure, sns
+
+
+def _grid(n: int, ncols: int = 3, size=(4.2, 3.3)):
+    _, Figure, _ = _mpl()
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(size[0] * ncols + 2.2, size[1] * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def _palette(labels) -> dict:
+    _, _, sns = _mpl()
+    names = sorted(set(labels))
+    colors = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
+    return dict(zip(names, colors))
+
+
+def _shared_legend(fig, axes, title: str = "method") -> None:
+    seen = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        for h, lab in zip(handles, labels):
+            seen.setdefault(lab, h)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if seen:
+        fig.legend(list(seen.values()), list(seen.keys()), title=title, loc="outside right upper", fontsize="small")
+
+
+_CLIP_ID = re.compile(r'(?<=url\(#)p[0-9a-f]{10}(?=\))|(?<=id=")p[0-9a-f]{10}(?=")')
+
+
+def _stable_svg_ids(svg: str) -> str:
+    """Renumber matplotlib's clip-path ids (hashed from object addresses) in order of appearance."""
+    names: dict[str, str] = {}
+    return _CLIP_ID.sub(lambda m: names.setdefault(m.group(0), f"clip{len(names)}"), svg)
+
+
+def _save(fig, out_dir, name: str, formats: Sequence[str]) -> list[Path]:
+    matplotlib, _, _ = _mpl()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context({"svg.hashsalt": "fpibench", "svg.fonttype": "none"}):
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            if fmt == "svg":
+                buffer = io.StringIO()
+                fig.savefig(buffer, format="svg", metadata={"Date": None})
+                path.write_text(_stable_svg_ids(buffer.getvalue()), encoding="utf-8")
+            else:
+                fig.savefig(path, format=fmt, dpi=110, metadata={"CreationDate": None} if fmt == "pdf" else None)
+            paths.append(path)
+    return paths
+
+
+def _finite(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[np.isfinite(rows["value"])]
+
+
+def _log_axes(ax, y: bool = True) -> None:
+    """Log x (and y) with compact x tick labels: minor ticks are labelled only when the axis
+    spans few decades (all of them below half a decade, 2× and 5× below 1.5 decades)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log")
+    if y:
+        ax.set_yscale("log")
+
+    def minor(v, _):
+        lo, hi = sorted(ax.get_xlim())
+        decades = math.log10(hi / lo) if lo > 0 else 99
+        lead = f"{v:.1e}"[0]
+        return f"{v:.2g}" if decades <= 0.5 or (decades <= 1.5 and lead in "25") else ""
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(minor))
+    ax.tick_params(axis="x", which="both", labelrotation=30)
+
+
+def _lines(ax, data, x, y, palette, log=False, estimator="median", **kw):
+    _, _, sns = _mpl()
+    sns.lineplot(data=data, x=x, y=y, hue="label", hue_order=sorted(palette), palette=palette, marker="o",
+                 estimator=estimator, errorbar=None if estimator is None or estimator == "median" else "sd",
+                 ax=ax, **kw)
+    if log:
+        _log_axes(ax)
+
+
+# --- gradient accuracy vs budget / time ---------------------------------------------------
+def _curve_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["kind"] == "gradient_curve") & (df["metric"] == "grad_rel_error") & np.isfinite(df["value"])]
+
+
+@takes_store_frame
+def figure_grad_error_vs_backward_iterations(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Gradient relative error vs the backward-iteration budget, one line per method, per problem (log-log)."""
+    rows = _curve_rows(df)
+    rows = rows[rows["budget"] > 0]
+    if rows.empty:
+        return []
+    rows = with_labels(rows).assign(value=lambda d: d["value"].clip(lower=LOG_FLOOR))
+    palette = _palette(rows["label"])
+    panels = sorted(set(rows["panel"]))
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels):
+        _lines(ax, rows[rows["panel"] == panel], "budget", "value", palette, log=True)
+        ax.set(title=panel, xlabel="backward iteration budget", ylabel="gradient relative error")
+    _shared_legend(fig, axes)
+    return _save(fig, out_dir, "grad_error_vs_backward_iterations", formats)
+
+
+figure_grad_error_vs_backward_iterations.NAME = "grad_error_vs_backward_iterations"
+
+
+@takes_store_frame
+def figure_grad_error_vs_backward_time(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Gradient relative error vs backward wall time (medians per budget), per problem (log-log)."""
+    rows = df[(df["kind"] == "gradient_curve") & df["metric"].isin(["grad_rel_error", "backward_seconds"])]
+    keys = ["panel", "model", "forward", "backward", "budget"]
+    if rows.empty:
+        return []
+    wide = rows.groupby([*keys, "metric"])["value"].median().unstack("metric")
+    if not {"grad_rel_error", "backward_seconds"} <= set(wide.columns):
+        return []
+    wide = wide.dropna(subset=["grad_rel_error", "backward_seconds"]).reset_index()
+    wide = wide[wide["backward_seconds"] > 0]
+    if wide.empty:
+        return []
+    wide = with_labels(wide).sort_values(["label", "budget"])
+    wide["grad_rel_error"] = wide["grad_rel_error"].clip(lower=LOG_FLOOR)
+    palette = _palette(wide["label"])
+    panels = sorted(set(wide["panel"]))
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels):
+        _lines(ax, wide[wide["panel"] == panel], "backward_seconds", "grad_rel_error", palette, log=True,
+               estimator=None, sort=False)
+        ax.set(title=panel, xlabel="backward time (s, median per budget)", ylabel="gradient relative error")
+    _shared_legend(fig, axes)
+    return _save(fig, out_dir, "grad_error_vs_backward_time", formats)
+
+
+figure_grad_error_vs_backward_time.NAME = "grad_error_vs_backward_time"
+
+
+# --- memory vs forward iterations ----------------------------------------------------------
+@takes_store_frame
+def figure_memory_vs_forward_iterations(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Saved bytes and peak RSS / CUDA memory vs forward iterations, per method; panels = problem × metric."""
+    rows = _finite(df[(df["kind"] == "memory_curve") & df["metric"].isin(MEMORY_METRICS)])
+    rows = rows[np.isfinite(rows["budget"])]
+    if rows.empty:
+        return []
+    rows = with_labels(rows)
+    palette = _palette(rows["label"])
+    panels = sorted(set(zip(rows["panel"], rows["metric"])), key=lambda pm: (pm[0], MEMORY_METRICS.index(pm[1])))
+    n_metrics = len({m for _, m in panels})
+    fig, axes = _grid(len(panels), ncols=n_metrics if n_metrics > 1 else 3)
+    for ax, (panel, metric) in zip(axes, panels):
+        sub = rows[(rows["panel"] == panel) & (rows["metric"] == metric)]
+        power = min(3, max(0, int(math.log(max(sub["value"].abs().max(), 1.0), 1024))))
+        unit = ("B", "KiB", "MiB", "GiB")[power]
+        _lines(ax, sub.assign(value=sub["value"] / 1024 ** power), "budget", "value", palette)
+        ax.set(title=f"{panel}: {metric}", xlabel="forward iterations", ylabel=f"{metric} ({unit})")
+    _shared_legend(fig, axes)
+    return _save(fig, out_dir, "memory_vs_forward_iterations", formats)
+
+
+figure_memory_vs_forward_iterations.NAME = "memory_vs_forward_iterations"
+
+
+# --- time per step ---------------------------------------------------------------------------
+def _step_time(df, out_dir, formats, kind: str, name: str) -> list[Path]:
+    _, _, sns = _mpl()
+    rows = _finite(df[(df["kind"] == kind) & (df["metric"] == "step_seconds")])
+    if rows.empty:
+        return []
+    rows = with_labels(rows)
+    palette = _palette(rows["label"])
+    tasks = sorted(set(rows["task"]))
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes, tasks):
+        sub = rows[rows["task"] == task]
+        order = sorted(set(sub["label"]))
+        sns.barplot(data=sub, x="label", y="value", hue="label", order=order, hue_order=order, palette=palette,
+                    errorbar="sd", capsize=0.2, legend=False, ax=ax)
+        ax.set(title=task, xlabel="", ylabel="seconds per step (mean ± sd)")
+        ax.tick_params(axis="x", labelrotation=45)
+        for lab in ax.get_xticklabels():
+            lab.set_horizontalalignment("right")
+    return _save(fig, out_dir, name, formats)
+
+
+@takes_store_frame
+def figure_step_time_train(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Time per training step per method (bars: mean, error bars: sd over epochs' medians and seeds), per task."""
+    return _step_time(df, out_dir, formats, "train", "step_time_train")
+
+
+figure_step_time_train.NAME = "step_time_train"
+
+
+@takes_store_frame
+def figure_step_time_gradient(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Time per step in the gradient study per method (bars: mean, error bars: sd over repeats and seeds), per task."""
+    return _step_time(df, out_dir, formats, "gradient", "step_time_gradient")
+
+
+figure_step_time_gradient.NAME = "step_time_gradient"
+
+
+# --- learning curves (paper Figs 2, 3, 5) ------------------------------------------------------
+def _headline_rows(df: pd.DataFrame) -> pd.DataFrame:
+    parts = []
+    for task in sorted(set(df.loc[df["kind"] == "train", "task"])):
+        metric = headline_metric(df, task)
+        if metric:
+            parts.append(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
+    rows = pd.concat(parts) if parts else df.iloc[:0]
+    return _finite(rows)
+
+
+def _curves(df, out_dir, formats, x: str, name: str) -> list[Path]:
+    rows = _headline_rows(df)
+    if x == "elapsed_seconds" and not rows.empty:
+        clock = df[(df["kind"] == "train") & (df["metric"] == "elapsed_seconds")][["cell_id", "epoch", "value"]]
+        clock = clock.groupby(["cell_id", "epoch"], as_index=False)["value"].median()
+        rows = rows.merge(clock.rename(columns={"value": x}), on=["cell_id", "epoch"], how="inner")
+        rows = rows[np.isfinite(rows[x])]
+    if rows.empty:
+        return []
+    rows = with_labels(rows)
+    palette = _palette(rows["label"])
+    panels = sorted(set(rows["panel"]))
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels):
+        sub = rows[rows["panel"] == panel]
+        metric = sub["metric"].iloc[0]
+        if x == "epoch":
+            from matplotlib.ticker import MaxNLocator
+
+            _lines(ax, sub, "epoch", "value", palette, estimator="mean")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            _lines(ax, sub, x, "value", palette, estimator=None, units="seed", sort=True)
+        unit = unit_of(df, metric)
+        ax.set(title=panel, xlabel="epoch" if x == "epoch" else "training wall time (s)",
+               ylabel=f"{metric} ({unit})" if unit else metric)
+    _shared_legend(fig, axes)
+    return _save(fig, out_dir, name, formats)
+
+
+@takes_store_frame
+def figure_metric_vs_epoch(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Headline test metric vs epoch per method (mean ± sd over seeds), one panel per task/problem."""
+    return _curves(df, out_dir, formats, "epoch", "metric_vs_epoch")
+
+
+figure_metric_vs_epoch.NAME = "metric_vs_epoch"
+
+
+@takes_store_frame
+def figure_metric_vs_time(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Headline test metric vs cumulative training wall time (one line per seed), per task/problem."""
+    return _curves(df, out_dir, formats, "elapsed_seconds", "metric_vs_time")
+
+
+figure_metric_vs_time.NAME = "metric_vs_time"
+
+
+# --- accuracy–cost Pareto plots ----------------------------------------------------------------
+def _pareto(df, out_dir, formats, kind: str, name: str) -> list[Path]:
+    _, _, sns = _mpl()
+    points = pareto_points(df, kind)
+    if points.empty:
+        return []
+    log_y = kind == "gradient"
+    if log_y:
+        points = points.assign(y=points["y"].clip(lower=LOG_FLOOR))
+    palette = _palette(points["label"])
+    panels = list(dict.fromkeys(points["panel"]))
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels):
+        sub = points[points["panel"] == panel]
+        sns.scatterplot(data=sub, x="x", y="y", hue="label", hue_order=sorted(palette), palette=palette, s=60,
+                        ax=ax, zorder=3)
+        front = sub[sub["on_front"]].sort_values("x")
+        ax.plot(front["x"], front["y"], color="black", linestyle="--", drawstyle="steps-post", linewidth=1,
+                zorder=2, label="Pareto front")
+        ax.scatter(front["x"], front["y"], s=160, facecolors="none", edgecolors="black", zorder=4)
+        _log_axes(ax, y=log_y)
+        better = "higher" if bool(sub["higher_is_better"].iloc[0]) else "lower"
+        ax.set(title=panel, xlabel=f"median {sub['x_metric'].iloc[0]} (s)",
+               ylabel=f"{sub['y_metric'].iloc[0]} ({better} is better)")
+    _shared_legend(fig, axes)
+    return _save(fig, out_dir, name, formats)
+
+
+@takes_store_frame
+def figure_pareto_gradient(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Gradient error vs backward time per method with the Pareto front, per problem."""
+    return _pareto(df, out_dir, formats, "gradient", "pareto_gradient")
+
+
+figure_pareto_gradient.NAME = "pareto_gradient"
+
+
+@takes_store_frame
+def figure_pareto_train(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Final headline metric vs training step time per method with the Pareto front, per task/problem."""
+    return _pareto(df, out_dir, formats, "train", "pareto_train")
+
+
+figure_pareto_train.NAME = "pareto_train"
+
+
+# (function, title, what it needs: the note written when it is skipped)
+FIGURES: list[tuple[Callable, str, str]] = [
+    (figure_grad_error_vs_backward_iterations, "Gradient accuracy vs backward iterations",
+     "no rows of kind `gradient_curve` with metric `grad_rel_error` and a positive `budget`"),
+    (figure_grad_error_vs_backward_time, "Gradient accuracy vs backward time",
+     "no rows of kind `gradient_curve` with both `grad_rel_error` and `backward_seconds`"),
+    (figure_memory_vs_forward_iterations, "Memory vs forward iterations",
+     "no rows of kind `memory_curve` (`saved_bytes`, `peak_rss_bytes`, `peak_cuda_bytes`)"),
+    (figure_step_time_train, "Time per training step",
+     "no rows of kind `train` with metric `step_seconds`"),
+    (figure_step_time_gradient, "Time per step in the gradient study",
+     "no rows of kind `gradient` with metric `step_seconds`"),
+    (figure_metric_vs_epoch, "Test metric vs epoch (paper: ICML-workshop Figs 2, 3, 5 = IEEE Access Figs 7, 1)",
+     "no rows of kind `train` with the task's headline metric"),
+    (figure_metric_vs_time, "Test metric vs training wall time",
+     "no rows of kind `train` with the headline metric and `elapsed_seconds`"),
+    (figure_pareto_train, "Accuracy–cost Pareto plot: training",
+     "no rows of kind `train` with both the headline metric and `step_seconds`"),
+    (figure_pareto_gradient, "Accuracy–cost Pareto plot: gradient study",
+     "no rows of kind `gradient` with both `grad_rel_error` and `backward_seconds`"),
+]
+FIGURE_NAMES = tuple(f.NAME for f, _, _ in FIGURES)

@@ -1,0 +1,293 @@
+"""Markdown for the report: number formatting, tables, and one function per report section.
+
+Every ``section_*`` function takes computed tables and returns a list of markdown lines, so
+a new section (e.g. pytest-benchmark timings, a peer comparison) is one more such function
+(see :func:`fpibench.report.register_section`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from . import paper_numbers as paper
+
+DASH = "—"
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def _missing(x) -> bool:
+    try:
+        return x is None or not math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return True
+
+
+def fmt(x, unit: str = "") -> str:
+    """A number as text by unit: dB and % with 2 decimals (the paper's style), bytes in
+    KiB/MiB, seconds in µs/ms/s, counts as integers, anything else with 4 significant digits."""
+    if _missing(x):
+        return DASH
+    x = float(x)
+    if unit == "bytes":
+        i = 0
+        while abs(x) >= 1024 and i < len(_BYTE_UNITS) - 1:
+            x, i = x / 1024, i + 1
+        return f"{x:.0f} B" if i == 0 else f"{x:.3g} {_BYTE_UNITS[i]}"
+    if unit == "s":
+        for scale, name in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+            if abs(x) >= scale or name == "µs":
+                return f"{x / scale:.3g} {name}"
+    if unit in ("dB", "%"):
+        return f"{x:.2f}"
+    if unit in ("iterations", "count"):
+        return f"{int(x)}" if x.is_integer() else f"{x:.1f}"
+    if unit == "sci":
+        return f"{x:.2e}"
+    return f"{x:.4g}"
+
+
+def fmt_mean_std(mean, std, unit: str = "") -> str:
+    if _missing(mean):
+        return DASH
+    return fmt(mean, unit) if _missing(std) else f"{fmt(mean, unit)} ± {fmt(std, unit)}"
+
+
+def _span(lo, hi) -> str:
+    if _missing(lo):
+        return DASH
+    lo, hi = int(lo), int(hi)
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def markdown_table(frame: pd.DataFrame) -> list[str]:
+    """A pipe table of the frame's cells as text (``|`` escaped)."""
+    def cell(v):
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    header = [cell(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return lines
+
+
+def _method(backward: str, forward: str) -> tuple[str, str]:
+    return (DASH, DASH) if backward in ("-", "") else (backward, forward)
+
+
+def budget_line(table: pd.DataFrame) -> str:
+    """Our budget: presets, final epochs and seeds behind a table's numbers."""
+    ours = table[table["mean"].notna()] if "mean" in table else table
+    if ours.empty:
+        return ""
+    presets = ", ".join(sorted(set(ours["preset"].replace("", "(unset)"))))
+    return (f"Our numbers: preset {presets}; final epoch {_span(ours['epoch_min'].min(), ours['epoch_max'].max())}; "
+            f"mean ± sample std over {_span(ours['n'].min(), ours['n'].max())} seed(s) per row.")
+
+
+# --- paper tables --------------------------------------------------------------------
+def section_denoise(table: pd.DataFrame) -> list[str]:
+    lines = ["### Table 1 — denoising PSNR (dB, higher is better)", ""]
+    sigmas = sorted(set(paper.DENOISE_SIGMAS) | {int(s) for s in table["sigma"].dropna() if float(s).is_integer()})
+    if table.empty:
+        lines += ["_No denoise training rows in this store; the paper's numbers:_", ""]
+        frame = pd.DataFrame([{"Model": m, **{f"σ={s} paper": fmt(paper.DENOISE_PSNR.get((m, s)), "dB") for s in sigmas}}
+                              for m in ("feedforward", "fpi_nn")])
+        return lines + markdown_table(frame) + ["", f"Paper: {paper.DENOISE_SOURCE}.", ""]
+    metrics = sorted(set(table["metric"]))
+    records = []
+    keys = ["model", "forward", "backward", "preset", "metric"]
+    for key, sub in table.groupby(keys, sort=False):
+        model, forward, backward, preset, metric = key
+        grad, fwd = _method(backward, forward)
+        rec = {"Model": model, "Gradient": grad, "Forward": fwd, "Preset": preset or DASH}
+        if len(metrics) > 1:
+            rec["Metric"] = metric
+        rec["Epochs"] = _span(sub["epoch_min"].min(), sub["epoch_max"].max())
+        rec["Seeds"] = _span(sub["n"].min(), sub["n"].max())
+        for s in sigmas:
+            at = sub[sub["sigma"] == s]
+            rec[f"σ={s} ours"] = fmt_mean_std(at["mean"].iloc[0], at["std"].iloc[0], "dB") if len(at) else DASH
+            rec[f"σ={s} paper"] = fmt(paper.DENOISE_PSNR.get((model, s)), "dB")
+        odd = sub[sub["sigma"].isna()]
+        if len(odd):
+            rec["σ=? ours"] = fmt_mean_std(odd["mean"].iloc[0], odd["std"].iloc[0], "dB")
+        records.append(rec)
+    lines += markdown_table(pd.DataFrame(records).fillna(DASH)) + [""]
+    lines.append(budget_line(table))
+    lines.append(f"Paper: {paper.DENOISE_SOURCE}; its FPI_NN was trained with backward FPI and its value is shown "
+                 "next to every fpi_nn row.")
+    if any(m != "psnr_chairs" for m in metrics):
+        lines.append(f"Caution: the paper tests on {paper.DENOISE_TEST_SET}; our metric "
+                     f"{', '.join(f'`{m}`' for m in metrics)} is measured on another test set, so compare the "
+                     "feedforward-vs-FPI_NN gap rather than absolute PSNR.")
+    return lines + [""]
+
+
+def section_bibtex(table: pd.DataFrame) -> list[str]:
+    lines = ["### Table 2 — Bibtex example F1 (%, higher is better)", ""]
+    ours = table[table["source"] == "fpibench"]
+    records = []
+    for row in table.itertuples(index=False):
+        grad, fwd = _method(row.backward, row.forward) if row.source == "fpibench" else (DASH, DASH)
+        mine = row.source == "fpibench"
+        records.append({
+            "Source": "fpibench (ours)" if mine else "quoted from the paper's Table 2",
+            "Model": row.model, "Gradient": grad, "Forward": fwd,
+            "Preset": (row.preset or DASH) if mine else DASH,
+            "Epochs": _span(row.epoch_min, row.epoch_max) if mine else DASH,
+            "Seeds": _span(row.n, row.n) if mine else DASH,
+            "F1 ours": fmt_mean_std(row.mean, row.std, "%") if mine else DASH,
+            "F1 paper": fmt(row.paper, "%"),
+            "Reference": row.reference or DASH,
+        })
+    if ours.empty:
+        lines += ["_No bibtex training rows in this store; the paper's Table 2 follows._", ""]
+    lines += markdown_table(pd.DataFrame(records)) + [""]
+    if not ours.empty:
+        lines.append(budget_line(ours))
+        metrics = sorted(set(ours["metric"]))
+        lines.append(f"Our metric: {', '.join(f'`{m}`' for m in metrics)} (test split, threshold chosen on validation).")
+    lines.append(f"Paper: {paper.BIBTEX_SOURCE}. Rows marked \"quoted\" are the paper's own numbers and the "
+                 "baselines it quotes from other papers (not run here).")
+    return lines + [""]
+
+
+def section_ranked(table: pd.DataFrame, title: str, order: Sequence[str], source: str, task: str) -> list[str]:
+    """Box constraint / optical flow: our mean ± std and model ranks next to the paper's ordering."""
+    from ._tables import model_order
+
+    lines = [f"### {title}", ""]
+    if table.empty:
+        return lines + [f"_No {task} training rows in this store._",
+                        f"Paper ordering (best first): {' < '.join(order)} — {source}.", ""]
+    metric, unit = table["metric"].iloc[0], table["unit"].iloc[0]
+    records = []
+    for row in table.itertuples(index=False):
+        grad, fwd = _method(row.backward, row.forward)
+        records.append({"Model": row.model, "Gradient": grad, "Forward": fwd, "Preset": row.preset or DASH,
+                        "Epochs": _span(row.epoch_min, row.epoch_max), "Seeds": _span(row.n, row.n),
+                        f"{metric} ours": fmt_mean_std(row.mean, row.std, unit),
+                        "model rank ours": fmt(row.rank, "count"), "model rank paper": fmt(row.paper_rank, "count")})
+    lines += markdown_table(pd.DataFrame(records)) + ["", budget_line(table)]
+    lines.append(f"Paper: no numbers in the text; ordering (best first) {' < '.join(order)} — {source}.")
+    for preset in sorted(set(table["preset"])):
+        ours = model_order(table, preset)
+        shared = [m for m in ours if m in order]
+        verdict = ("matches" if shared == [m for m in order if m in shared] else "differs from") + " the paper's"
+        lines.append(f"Our model ordering (preset {preset or DASH}, each model at its best method): "
+                     f"{' < '.join(ours)} — {verdict} ordering of these models.")
+    return lines + [""]
+
+
+# --- gradient study, winners, non-ok cells ---------------------------------------------
+_GRADIENT_HEADERS = {
+    "grad_rel_error": ("grad rel. error", "sci"), "grad_cosine": ("grad cosine", "cos"),
+    "backward_iterations_mean": ("bwd iterations", "iterations"), "backward_seconds": ("bwd time", "s"),
+    "saved_bytes": ("saved", "bytes"), "peak_rss_bytes": ("peak RSS", "bytes"), "peak_cuda_bytes": ("peak CUDA", "bytes"),
+}
+
+
+def section_gradient(summary: pd.DataFrame) -> list[str]:
+    lines = ["## Gradient study (medians over seeds and repeats)", ""]
+    if summary.empty:
+        return lines + ["_No rows of kind `gradient` in this store._", ""]
+    for task, sub in summary.groupby("task", sort=False):
+        records = []
+        for row in sub.itertuples(index=False):
+            rec = {"Problem": row.panel, "Model": row.model, "Gradient": _method(row.backward, row.forward)[0],
+                   "Forward": _method(row.backward, row.forward)[1], "Epoch": fmt(row.epoch, "count"),
+                   "Seeds": fmt(row.seeds, "count")}
+            for col, (head, unit) in _GRADIENT_HEADERS.items():
+                value = getattr(row, col)
+                rec[head] = (DASH if _missing(value) else f"{float(value):.6f}") if unit == "cos" else fmt(value, unit)
+            rec["not ok"] = row.not_ok or DASH
+            records.append(rec)
+        frame = pd.DataFrame(records)
+        empty = [head for col, (head, _) in _GRADIENT_HEADERS.items() if sub[col].isna().all()]
+        lines += [f"### {task}", ""] + markdown_table(frame.drop(columns=empty)) + [""]
+    lines.append("Epoch 0: at initialisation; the last epoch: after training. grad rel. error = ‖ĝ − g‖ / ‖g‖ "
+                 "against a float64 tightly converged reference.")
+    return lines + [""]
+
+
+def section_winners(winners: pd.DataFrame) -> list[str]:
+    lines = ["## Which method wins", ""]
+    if winners.empty:
+        return lines + ["_Nothing to compare: no training, gradient or memory rows with values._", ""]
+    for task, sub in winners.groupby("task", sort=False):
+        frame = pd.DataFrame({"Criterion": sub["criterion"], "Winner": sub["winner"],
+                              "Value": [fmt(v, "sci" if m == "grad_rel_error" else u)
+                                        for v, m, u in zip(sub["value"], sub["metric"], sub["unit"])],
+                              "Methods compared": sub["candidates"]})
+        lines += [f"### {task}", ""] + markdown_table(frame) + [""]
+    lines.append("Winners are computed from this store (means at the final epoch for the headline metric, "
+                 "medians otherwise); \"a = b\" marks a tie.")
+    return lines + [""]
+
+
+def section_non_ok(table: pd.DataFrame) -> list[str]:
+    lines = ["## Cells that are not ok", ""]
+    if table.empty:
+        return lines + ["Every row has status `ok`.", ""]
+    frame = pd.DataFrame({
+        "Cell": table["cell_id"], "Task": table["task"], "Model": table["model"],
+        "Gradient": [_method(b, f)[0] for b, f in zip(table["backward"], table["forward"])],
+        "Forward": [_method(b, f)[1] for b, f in zip(table["backward"], table["forward"])],
+        "Seed": [fmt(s, "count") for s in table["seed"]], "Kind": table["kind"].replace("", DASH),
+        "Status": table["status"], "Reason": table["reason"].replace("", DASH), "Rows": table["rows"],
+    })
+    return lines + markdown_table(frame) + [""]
+
+
+def _counts(mapping: dict) -> str:
+    return ", ".join(f"{k} ({v})" for k, v in mapping.items()) or DASH
+
+
+def section_provenance(prov: dict, results_dir: str) -> list[str]:
+    lines = ["## Provenance", "",
+             f"- store: `{results_dir}` — {prov['cells']} cells, {prov['rows']} rows",
+             f"- cells by kind: {_counts(prov['cells_by_kind'])}",
+             f"- cells by status: {_counts(prov['cells_by_status'])}; rows by status: {_counts(prov['rows_by_status'])}",
+             f"- tasks (cells): {_counts(prov['tasks'])}",
+             f"- presets (cells): {_counts(prov['presets'])}",
+             f"- git commits (cells): {_counts(prov['git_commits'])}",
+             f"- devices (cells): {_counts(prov['devices'])}",
+             f"- dtypes (cells): {_counts(prov['dtypes'])}",
+             f"- torch: {_counts(prov['torch_versions'])}; python: {_counts(prov['python_versions'])}; "
+             f"fpibench: {_counts(prov['fpibench_versions'])}",
+             f"- CPU: {_counts(prov['cpu_names'])}; GPU: {_counts(prov['gpu_names'])}",
+             f"- run between {prov['first_start'] or DASH} and {prov['last_end'] or DASH}"]
+    if "(none)" in prov["cells_by_kind"]:
+        lines.append(f"- {prov['cells_by_kind']['(none)']} cell(s) have rows without a `kind`: they are counted "
+                     "here but appear in no table or figure")
+    return lines + [""]
+
+
+def section_pareto(points: pd.DataFrame, what: str) -> list[str]:
+    """The Pareto-front members per panel, as text next to the figure."""
+    if points.empty:
+        return []
+    lines = [f"Pareto front ({what}):", ""]
+    for panel, sub in points.groupby("panel", sort=False):
+        front = sub[sub["on_front"]].sort_values("x")
+        lines.append(f"- {panel}: " + ", ".join(front["label"]) + f" (of {len(sub)} methods)")
+    return lines + [""]
+
+
+def section_figures(entries: Iterable[tuple], out_dir) -> list[str]:
+    """``entries``: (title, paths, note) per figure; embeds the first PNG/SVG and links the rest."""
+    from pathlib import Path
+
+    lines = ["## Figures", ""]
+    for title, paths, note, extra in entries:
+        lines += [f"### {title}", ""]
+        if not paths:
+            lines += [f"_Skipped: {note}._", ""]
+            continue
+        rel = [Path(p).relative_to(out_dir).as_posix() for p in paths]
+        shown = next((r for r in rel if r.endswith(".png")), rel[0])
+        lines += [f"![{title}]({shown})", "", "Files: " + ", ".join(f"[{Path(r).suffix[1:]}]({r})" for r in rel), ""]
+        lines += list(extra)
+    return lines

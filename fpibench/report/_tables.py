@@ -1,0 +1,320 @@
+"""Tables computed from the results store (pure functions: prepared frame in, DataFrame out).
+
+Paper tables (``table_denoise``, ``table_bibtex``, ``table_box_constraint``,
+``table_optical_flow``) hold, per (model, forward, backward, preset[, σ]), the mean and
+sample standard deviation over seeds of the task's headline metric at each cell's final
+epoch, the budget behind it (epochs, seeds) and the paper's value or ordering
+(:mod:`fpibench.report.paper_numbers`).  The gradient-study summary holds medians over
+seeds and repeats; the winners table is computed from it, never written by hand.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import paper_numbers as paper
+from ._frame import (NO_METHOD, final_epoch, headline_metric, higher_is_better, method_labels, method_name,
+                     takes_store_frame, unit_of)
+
+MODEL_ORDER = ("feedforward", "flownets", "fpi_nn", "fpi_gd")
+SUMMARY_COLUMNS = ("mean", "std", "n", "seeds", "epoch_min", "epoch_max")
+GRADIENT_METRICS = ("grad_rel_error", "grad_cosine", "backward_iterations_mean", "backward_seconds",
+                    "saved_bytes", "peak_rss_bytes", "peak_cuda_bytes")
+
+
+def _model_rank(model: str) -> int:
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+
+
+def _sort(frame: pd.DataFrame, keys) -> pd.DataFrame:
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    order = frame.assign(_m=frame["model"].map(_model_rank))
+    return order.sort_values(["_m", *keys], kind="stable").drop(columns="_m").reset_index(drop=True)
+
+
+@takes_store_frame
+def final_metric_table(df: pd.DataFrame, task: str, extra_keys=(), metric: str | None = None) -> pd.DataFrame:
+    """Mean ± std over seeds of ``metric`` (default: the task's headline) at each cell's last epoch."""
+    keys = ["model", "forward", "backward", "preset", *extra_keys]
+    columns = ["task", "metric", "unit", "higher_is_better", *keys, *SUMMARY_COLUMNS]
+    metric = metric or headline_metric(df, task)
+    if metric is None:
+        return pd.DataFrame(columns=columns)
+    rows = final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    out = rows.groupby(keys, dropna=False).agg(
+        mean=("value", "mean"), std=("value", "std"), n=("value", "count"), seeds=("seed", "nunique"),
+        epoch_min=("epoch", "min"), epoch_max=("epoch", "max")).reset_index()
+    out.insert(0, "higher_is_better", higher_is_better(df, task, metric))
+    out.insert(0, "unit", unit_of(df, metric))
+    out.insert(0, "metric", metric)
+    out.insert(0, "task", task)
+    return _sort(out[columns], ["backward", "forward", "preset", *extra_keys])
+
+
+@takes_store_frame
+def table_denoise(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: PSNR per σ, feedforward vs FPI_NN per gradient method, with the paper's value."""
+    out = final_metric_table(df, "denoise", extra_keys=("sigma",))
+    out["paper"] = [paper.DENOISE_PSNR.get((m, int(s)), np.nan) if pd.notna(s) and float(s).is_integer() else np.nan
+                    for m, s in zip(out["model"], out["sigma"])]
+    return out
+
+
+@takes_store_frame
+def table_bibtex(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 2: our F1 rows (``source`` "fpibench") then every row of the paper's Table 2 (``source`` "paper")."""
+    ours = final_metric_table(df, "bibtex")
+    by_model = {row.model: row.value for row in paper.BIBTEX_F1 if row.model}
+    ours["paper"] = ours["model"].map(by_model).astype(float)
+    ours["source"] = "fpibench"
+    ours["reference"] = ""
+    quoted = pd.DataFrame({
+        "task": "bibtex", "metric": "f1", "unit": "%", "model": [r.name for r in paper.BIBTEX_F1],
+        "paper": [r.value for r in paper.BIBTEX_F1], "source": "paper",
+        "reference": [r.reference + ("" if r.training_data_only else "; uses adversarial data augmentation")
+                      for r in paper.BIBTEX_F1],
+    })
+    if ours.empty:
+        return quoted.reindex(columns=list(ours.columns))
+    return pd.concat([ours, quoted], ignore_index=True)
+
+
+def _ranked_table(df: pd.DataFrame, task: str, order) -> pd.DataFrame:
+    """final_metric_table plus ``rank`` (1 = best model by its best method, within a preset)
+    and ``paper_rank`` (the paper's ordering, best first)."""
+    out = final_metric_table(df, task)
+    out["paper_rank"] = out["model"].map({m: i + 1 for i, m in enumerate(order)}).astype(float)
+    if out.empty:
+        out["rank"] = pd.Series(dtype=float)
+        return out
+    higher = bool(out["higher_is_better"].iloc[0])
+    best = out.groupby(["preset", "model"])["mean"].agg("max" if higher else "min")
+    ranks = best.groupby(level="preset").rank(ascending=not higher, method="min")
+    out["rank"] = [ranks.get((p, m), np.nan) for p, m in zip(out["preset"], out["model"])]
+    return out
+
+
+@takes_store_frame
+def table_box_constraint(df: pd.DataFrame) -> pd.DataFrame:
+    """Box constraint: test MSE per model × method, our model ranking next to Fig. 7's ordering."""
+    return _ranked_table(df, "box_constraint", paper.BOX_CONSTRAINT_ORDER)
+
+
+@takes_store_frame
+def table_optical_flow(df: pd.DataFrame) -> pd.DataFrame:
+    """Optical flow: aEPE per model × method, our model ranking next to the paper's ordering."""
+    return _ranked_table(df, "optical_flow", paper.OPTICAL_FLOW_ORDER)
+
+
+def model_order(table: pd.DataFrame, preset: str) -> list[str]:
+    """Models of a ranked table, best first, within one preset."""
+    sub = table[table["preset"] == preset].dropna(subset=["rank"])
+    return list(sub.groupby("model")["rank"].min().sort_values(kind="stable").index)
+
+
+@takes_store_frame
+def table_gradient_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per task, problem, method and parameter state (epoch): medians of the gradient-study metrics."""
+    keys = ["task", "panel", "model", "forward", "backward", "epoch"]
+    rows = df[df["kind"] == "gradient"]
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, "seeds", *GRADIENT_METRICS, "not_ok"])
+    medians = rows.groupby([*keys, "metric"], dropna=False)["value"].median().unstack("metric")
+    out = medians.reindex(columns=list(GRADIENT_METRICS)).reset_index()
+    grouped = rows.groupby(keys, dropna=False)
+    info = pd.DataFrame({
+        "seeds": grouped["seed"].nunique(),
+        "not_ok": grouped["status"].agg(lambda s: ", ".join(f"{k}×{v}" for k, v in s[s != "ok"].value_counts().items())),
+    }).reset_index()
+    out = out.merge(info, on=keys, how="left")
+    out = out[[*keys, "seeds", *GRADIENT_METRICS, "not_ok"]]
+    return _sort(out, ["task", "panel", "epoch", "backward", "forward"])
+
+
+def _method_medians(rows: pd.DataFrame, metric: str) -> pd.Series:
+    sub = rows[(rows["metric"] == metric) & ~rows["backward"].isin(NO_METHOD)]
+    sub = sub[np.isfinite(sub["value"])]
+    if sub.empty:
+        return pd.Series(dtype=float)
+    return sub.groupby(["model", "forward", "backward"])["value"].median()
+
+
+def _winner(values: pd.Series, higher: bool):
+    best = values.max() if higher else values.min()
+    names = [method_name(*key) for key, v in values.items() if v == best]
+    return " = ".join(names), float(best)
+
+
+@takes_store_frame
+def table_winners(df: pd.DataFrame) -> pd.DataFrame:
+    """Per task: best final headline metric (per problem), most accurate gradient, fastest
+    backward and least memory, each computed from the store's medians."""
+    records = []
+
+    def add(task, criterion, values, higher, metric):
+        if len(values):
+            who, best = _winner(values, higher)
+            records.append(dict(task=task, criterion=criterion, winner=who, value=best, metric=metric,
+                                unit=unit_of(df, metric), candidates=len(values)))
+
+    for task in sorted(set(df.loc[df["kind"].isin(["train", "gradient", "memory_curve"]), "task"])):
+        metric = headline_metric(df, task)
+        if metric is not None:
+            higher = higher_is_better(df, task, metric)
+            rows = final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
+            for panel, sub in rows.groupby("panel"):
+                means = sub.groupby(["model", "forward", "backward"])["value"].mean().dropna()
+                add(task, f"best final {metric} ({panel})", means, higher, metric)
+        grad = df[(df["task"] == task) & (df["kind"] == "gradient")]
+        train = df[(df["task"] == task) & (df["kind"] == "train")]
+        add(task, "most accurate gradient (median grad_rel_error)", _method_medians(grad, "grad_rel_error"),
+            False, "grad_rel_error")
+        speed = _method_medians(grad, "backward_seconds")
+        if len(speed):
+            add(task, "fastest backward (median backward_seconds)", speed, False, "backward_seconds")
+        else:
+            add(task, "fastest training step (median step_seconds)", _method_medians(train, "step_seconds"),
+                False, "step_seconds")
+        for mem in ("saved_bytes", "peak_cuda_bytes", "peak_rss_bytes"):
+            values = _method_medians(grad, mem)
+            if len(values):
+                add(task, f"least memory (median {mem})", values, False, mem)
+                break
+        else:
+            add(task, "least memory (saved_bytes at the largest common forward budget)",
+                _memory_curve_at_common_budget(df[(df["task"] == task) & (df["kind"] == "memory_curve")]),
+                False, "saved_bytes")
+    return pd.DataFrame(records, columns=["task", "criterion", "winner", "value", "metric", "unit", "candidates"])
+
+
+def _memory_curve_at_common_budget(rows: pd.DataFrame) -> pd.Series:
+    sub = rows[(rows["metric"] == "saved_bytes") & ~rows["backward"].isin(NO_METHOD) & np.isfinite(rows["value"])]
+    if sub.empty:
+        return pd.Series(dtype=float)
+    budgets = sub.groupby(["model", "forward", "backward"])["budget"].agg(set)
+    common = set.intersection(*budgets)
+    if not common:
+        return pd.Series(dtype=float)
+    at = sub[sub["budget"] == max(common)]
+    return at.groupby(["model", "forward", "backward"])["value"].median()
+
+
+def pareto_front(x, y, higher_is_better: bool = False) -> np.ndarray:
+    """Mask of the non-dominated points: lower cost ``x`` and better ``y`` (lower unless
+    ``higher_is_better``); a point is dominated when another is no worse in both and
+    strictly better in one."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    y = -y if higher_is_better else y
+    keep = np.isfinite(x) & np.isfinite(y)
+    front = np.zeros(len(x), dtype=bool)
+    for i in np.flatnonzero(keep):
+        others = keep.copy()
+        others[i] = False
+        dominated = others & (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
+        front[i] = not dominated.any()
+    return front
+
+
+@takes_store_frame
+def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Accuracy–cost points per (panel, method) with their Pareto-front membership.
+
+    ``kind="gradient"``: x = median backward_seconds, y = median grad_rel_error (lower better).
+    ``kind="train"``: x = median step_seconds over all train steps (the train rows hold no
+    separate backward time), y = mean over seeds of the final headline metric.
+    """
+    columns = ["panel", "task", "model", "forward", "backward", "label", "x", "y", "x_metric", "y_metric",
+               "higher_is_better", "on_front"]
+    if kind not in ("gradient", "train"):
+        raise ValueError(f"pareto_points: kind must be 'gradient' or 'train', got {kind!r}")
+    keys = ["panel", "task", "model", "forward", "backward"]
+    rows = df[df["kind"] == kind]
+    if kind == "gradient":
+        x_metric = "backward_seconds"
+        pts = rows[rows["metric"].isin(["backward_seconds", "grad_rel_error"])]
+        table = pts.groupby([*keys, "metric"])["value"].median().unstack("metric")
+        table = table.reindex(columns=["backward_seconds", "grad_rel_error"]).rename(
+            columns={"backward_seconds": "x", "grad_rel_error": "y"}).reset_index()
+        table["y_metric"], table["higher_is_better"] = "grad_rel_error", False
+    else:
+        x_metric = "step_seconds"
+        parts = []
+        for task in sorted(set(rows["task"])):
+            metric = headline_metric(df, task)
+            if metric is None:
+                continue
+            final = final_epoch(rows[(rows["task"] == task) & (rows["metric"] == metric)])
+            y = final.groupby(keys)["value"].mean().rename("y")
+            x = rows[(rows["task"] == task) & (rows["metric"] == "step_seconds")].groupby(keys)["value"].median().rename("x")
+            part = pd.concat([x, y], axis=1).reset_index()
+            part["y_metric"], part["higher_is_better"] = metric, higher_is_better(df, task, metric)
+            parts.append(part)
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*keys, "x", "y"])
+    table = table.dropna(subset=["x", "y"])
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    table["x_metric"] = x_metric
+    table["label"] = method_labels(table)
+    table["on_front"] = False
+    for _, idx in table.groupby("panel").groups.items():
+        sub = table.loc[idx]
+        table.loc[idx, "on_front"] = pareto_front(sub["x"], sub["y"], bool(sub["higher_is_better"].iloc[0]))
+    return table[columns].sort_values(["panel", "x"], kind="stable").reset_index(drop=True)
+
+
+@takes_store_frame
+def table_non_ok(df: pd.DataFrame) -> pd.DataFrame:
+    """Cells with rows whose status is not "ok", one line per (cell, status, reason)."""
+    keys = ["cell_id", "task", "model", "forward", "backward", "seed", "kind", "status", "reason"]
+    bad = df[df["status"] != "ok"]
+    if bad.empty:
+        return pd.DataFrame(columns=[*keys, "rows", "metrics"])
+    out = bad.groupby(keys, dropna=False).agg(
+        rows=("value", "size"), metrics=("metric", lambda s: ", ".join(sorted(set(s))))).reset_index()
+    return out.sort_values(["status", "task", "cell_id"], kind="stable").reset_index(drop=True)
+
+
+def cell_statuses(df: pd.DataFrame) -> pd.Series:
+    """One status per cell: its first non-ok status (by row order), else "ok"."""
+    def worst(s):
+        bad = s[s != "ok"]
+        return bad.iloc[0] if len(bad) else "ok"
+    return df.groupby("cell_id")["status"].agg(worst)
+
+
+@takes_store_frame
+def provenance_summary(df: pd.DataFrame) -> dict:
+    """Counts and unique values of the provenance columns (for the report header)."""
+    def counts(col):
+        cells = df.drop_duplicates("cell_id")
+        vals = cells[col][cells[col] != ""]
+        return dict(vals.value_counts().sort_index().items())
+
+    start = pd.to_datetime(df["start_time"].replace("", np.nan), errors="coerce", utc=True, format="ISO8601")
+    end = pd.to_datetime(df["end_time"].replace("", np.nan), errors="coerce", utc=True, format="ISO8601")
+    statuses = cell_statuses(df)
+    kinds = df.drop_duplicates(["cell_id", "kind"])["kind"].replace("", "(none)")
+    return {
+        "cells": int(df["cell_id"].nunique()),
+        "rows": int(len(df)),
+        "cells_by_kind": dict(kinds.value_counts().sort_index().items()),
+        "cells_by_status": dict(statuses.value_counts().sort_index().items()),
+        "rows_by_status": dict(df["status"].value_counts().sort_index().items()),
+        "tasks": counts("task"),
+        "presets": counts("preset"),
+        "git_commits": counts("git_commit"),
+        "devices": {f"{d} ({n})" if n and n != d else (d or n): c for (d, n), c in
+                    df.drop_duplicates("cell_id").groupby(["device", "device_name"]).size().items() if d or n},
+        "dtypes": counts("dtype"),
+        "torch_versions": counts("torch_version"),
+        "python_versions": counts("python_version"),
+        "fpibench_versions": counts("fpibench_version"),
+        "cpu_names": counts("cpu_name"),
+        "gpu_names": counts("gpu_name"),
+        "first_start": None if start.isna().all() else start.min().isoformat(),
+        "last_end": None if end.isna().all() else end.max().isoformat(),
+    }

@@ -1,0 +1,248 @@
+"""The harness: sweep expansion and validation, cell rows, resume, executors (pool, dask)."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fpibench import results
+from fpibench.errors import OptionError, UnknownMethodError
+from fpibench.harness import Cell, SweepError, expand_sweep, load_sweep_file, run_cell, run_sweep
+
+DATA = os.environ.get("FPIBENCH_DATA")
+PROBE = {"k": 0.8, "dim": 16, "batch": 4}
+
+
+def _metric(rows, kind, metric, epoch=None):
+    vals = [r for r in rows if r["kind"] == kind and r["metric"] == metric and (epoch is None or r["epoch"] == epoch)]
+    return vals
+
+
+# -- sweep expansion ----------------------------------------------------------------
+def test_grid_expands_axes_and_collapses_models_without_fpi_layer():
+    cells = expand_sweep({"task": "box_constraint", "model": ["feedforward", "fpi_nn"], "backward": ["backward_fpi", "jfb"],
+                          "seeds": [0, 1]})
+    ff = [c for c in cells if c.model == "feedforward"]
+    assert len(ff) == 2 and all(c.forward == c.backward == "-" for c in ff)  # one per seed, not per method
+    assert sorted((c.backward, c.seed) for c in cells if c.model == "fpi_nn") == [
+        ("backward_fpi", 0), ("backward_fpi", 1), ("jfb", 0), ("jfb", 1)]
+    assert len({c.cell_id for c in cells}) == len(cells)
+
+
+def test_option_lists_are_grid_axes():
+    cells = expand_sweep({"task": "denoise", "model": "fpi_nn", "task_options": {"sigma": [15, 25], "epochs": 1}})
+    assert sorted(c.task_options["sigma"] for c in cells) == [15, 25]
+    assert cells[0].problem_label().startswith("denoise")
+
+
+def test_toml_and_yaml_sweep_files_give_the_same_cells(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('preset = "quick"\nseeds = [0, 1]\n[[grid]]\ntask = "bibtex"\nmodel = ["fpi_nn"]\n'
+                    'backward = ["backward_fpi", "unroll"]\nforward_options = { m = [3, 5] }\n')
+    yaml = tmp_path / "s.yaml"
+    yaml.write_text("preset: quick\nseeds: [0, 1]\ngrid:\n  - task: bibtex\n    model: [fpi_nn]\n"
+                    "    backward: [backward_fpi, unroll]\n    forward_options: {m: [3, 5]}\n")
+    a, b = load_sweep_file(toml), load_sweep_file(yaml)
+    assert len(a) == 8 and [c.cell_id for c in a] == [c.cell_id for c in b]
+
+
+@pytest.mark.parametrize("text, match", [
+    ('task = "nope"\n', "unknown task 'nope'"),
+    ('task = "bibtex"\nmodel = "fpi_xx"\n', "no model 'fpi_xx'"),
+    ('task = "bibtex"\nbackward = "magic"\n', "unknown gradient method 'magic'"),
+    ('task = "bibtex"\nforward = "newton"\n', "newton"),
+    ('task = "bibtex"\nbackward_options = { colour = 1 }\n', "colour"),
+    ('task = "bibtex"\ntask_options = { sigma = 15 }\n', "sigma"),
+    ('task = "bibtex"\nseedz = [1]\n', "seedz"),
+    ('task = "bibtex"\nseeds = ["a"]\n', "seeds must be integers"),
+    ('task = "bibtex"\npreset = "huge"\n', "huge"),
+    ('model = "fpi_nn"\n', "at least one task"),
+    ('task = [ "bibtex"\n', "not valid TOML"),
+])
+def test_bad_sweep_files_name_the_problem(tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises((SweepError, OptionError, UnknownMethodError), match=match) as info:
+        load_sweep_file(path)
+    assert "bad.toml" in str(info.value)
+
+
+def test_missing_or_unknown_format_sweep_file(tmp_path):
+    with pytest.raises(SweepError, match="does not exist"):
+        load_sweep_file(tmp_path / "none.toml")
+    (tmp_path / "s.json").write_text("{}")
+    with pytest.raises(SweepError, match="unknown format"):
+        load_sweep_file(tmp_path / "s.json")
+
+
+def test_cells_round_trip_through_json():
+    import json
+
+    cell = Cell("contractive_tanh", "probe", "broyden", "gmres", seed=3, task_options={"k": 0.5},
+                backward_options={"restart": 10})
+    back = Cell.from_dict(json.loads(json.dumps(cell.to_dict())))
+    assert back == cell and back.cell_id == cell.cell_id
+
+
+# -- cell rows --------------------------------------------------------------------------
+def test_probe_cell_exact_method_matches_reference_and_curves_behave():
+    rows = run_cell(Cell("contractive_tanh", "probe", "anderson", "backward_fpi", task_options=PROBE).to_dict(), repeats=1)["rows"]
+    assert _metric(rows, "gradient", "grad_rel_error")[0]["value"] < 1e-8
+    curve = sorted((r["budget"], r["value"]) for r in _metric(rows, "gradient_curve", "grad_rel_error"))
+    errors = [v for _, v in curve]
+    assert errors[0] > 1e-2 and errors[-1] < 1e-8  # 1 backward step is far off, the full budget is exact
+    assert all(b <= a * 1.01 + 1e-12 for a, b in zip(errors, errors[1:]))  # more budget never hurts (k < 1)
+    saved = [r["value"] for r in _metric(rows, "memory_curve", "saved_bytes")]
+    assert max(saved) == min(saved)  # implicit: memory independent of forward iterations
+
+
+def test_probe_cell_unroll_memory_grows_and_jfb_is_inexact():
+    unroll = run_cell(Cell("contractive_tanh", "probe", "picard", "unroll", task_options=PROBE).to_dict(), repeats=1)["rows"]
+    saved = sorted((r["budget"], r["value"]) for r in _metric(unroll, "memory_curve", "saved_bytes"))
+    assert saved[-1][1] > 10 * saved[0][1]
+    jfb = run_cell(Cell("contractive_tanh", "probe", "anderson", "jfb", task_options=PROBE, study=False).to_dict(), repeats=1)["rows"]
+    assert _metric(jfb, "gradient", "grad_rel_error")[0]["value"] > 1e-2
+    assert not _metric(jfb, "gradient_curve", "grad_rel_error")
+
+
+def test_oversized_jacobian_cell_is_skipped_with_its_size():
+    out = run_cell(Cell("contractive_tanh", "probe", "anderson", "jacobian_inverse", task_options=PROBE,
+                        backward_options={"memory_budget": 100}).to_dict())
+    assert out["status"] == "skipped"
+    assert out["rows"][0]["status"] == "skipped" and "bytes" in out["rows"][0]["reason"]
+
+
+needs_data = pytest.mark.skipif(not DATA, reason="FPIBENCH_DATA not set")
+
+
+def test_training_cell_records_epochs_and_study_rows():
+    cell = Cell("box_constraint", "fpi_nn", "anderson", "backward_fpi", epochs=2, task_options={"n_train": 300})
+    out = run_cell(cell.to_dict(), repeats=1)
+    rows = out["rows"]
+    assert [r["epoch"] for r in _metric(rows, "train", "test_mse")] == [1, 2]
+    assert all(r["headline"] for r in _metric(rows, "train", "test_mse"))
+    for epoch in (0, 2):
+        err = _metric(rows, "gradient", "grad_rel_error", epoch)[0]["value"]
+        assert err < 1e-4  # float32 method vs float64 reference
+        assert _metric(rows, "gradient", "backward_iterations_mean", epoch)[0]["value"] >= 1
+    assert _metric(rows, "gradient_curve", "grad_rel_error")  # curves at initialisation
+    elapsed = [r["value"] for r in _metric(rows, "train", "elapsed_seconds")]
+    assert elapsed[1] > elapsed[0] > 0
+    assert out["columns"]["dtype"] == "float32" and out["columns"]["device"] == "cpu"
+
+
+# -- driver: store, resume, executors -------------------------------------------------------
+def _tiny_probe_cells(n=3):
+    return expand_sweep({"task": "contractive_tanh", "backward": ["backward_fpi", "neumann", "jfb"][:n],
+                         "task_options": PROBE, "study": False})
+
+
+def test_sweep_writes_store_with_schema_and_resumes(tmp_path):
+    cells = _tiny_probe_cells()
+    first = run_sweep(cells, tmp_path, progress=False, repeats=1)
+    assert [r.status for r in first] == ["ok"] * 3
+    df = results.load(tmp_path)
+    for col in list(results.REQUIRED_COLUMNS) + ["kind", "unit", "cell_id", "config_hash", "git_commit", "torch_version",
+                                                 "device_name", "dtype", "start_time", "end_time", "problem", "budget"]:
+        assert col in df.columns, col
+    assert set(df["cell_id"]) == {c.cell_id for c in cells}
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
+    again = run_sweep(cells, tmp_path, progress=False)
+    assert [r.status for r in again] == ["done"] * 3
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()} == mtimes
+
+
+def test_local_pool_and_dask_cluster_fill_the_same_store(tmp_path):
+    cells = _tiny_probe_cells()
+    run_sweep(cells[:1], tmp_path / "serial", progress=False, repeats=1)
+    pool = run_sweep(cells, tmp_path / "pool", workers=2, progress=False, repeats=1)
+    assert {r.status for r in pool} == {"ok"}
+    dask = run_sweep(cells, tmp_path / "dask", executor="dask", workers=2, progress=False, repeats=1)
+    assert {r.status for r in dask} == {"ok"}
+    frames = {k: results.load(tmp_path / k) for k in ("serial", "pool", "dask")}
+    assert set(frames["pool"]["cell_id"]) == set(frames["dask"]["cell_id"]) == {c.cell_id for c in cells}
+    key = ["cell_id", "metric"]
+    pick = lambda df: df[df["metric"] == "grad_rel_error"].set_index(key)["value"]  # noqa: E731
+    # same cell, same numbers whichever executor ran it (deterministic solves)
+    assert pick(frames["serial"]).iloc[0] == pytest.approx(pick(frames["dask"]).loc[pick(frames["serial"]).index[0]], rel=1e-6)
+
+
+def test_bad_executor_options_are_rejected(tmp_path):
+    with pytest.raises(OptionError, match="unknown executor 'ray'"):
+        run_sweep([], tmp_path, executor="ray")
+    with pytest.raises(OptionError, match="only used with --executor dask"):
+        run_sweep([], tmp_path, scheduler="tcp://x:1")
+
+
+def test_sigkilled_sweep_loses_no_finished_cell_and_resumes(tmp_path):
+    """Kill a running sweep with SIGKILL right after its first cell lands; resume finishes the rest."""
+    out = tmp_path / "store"
+    script = ("import sys; from fpibench.harness import expand_sweep, run_sweep\n"
+              f"cells = expand_sweep({{'task': 'contractive_tanh', 'backward': ['backward_fpi', 'neumann', 'gmres', 'broyden'],"
+              f" 'task_options': {PROBE!r}, 'study': False}})\n"
+              f"run_sweep(cells, {str(out)!r}, progress=False, repeats=40)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "cells").is_dir() or not any((out / "cells").glob("*.parquet")):
+        assert proc.poll() is None, "sweep ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    files = sorted((out / "cells").iterdir())
+    assert files and all(f.suffix == ".parquet" and not f.name.startswith(".") for f in files)  # no partial files
+    before = {f.name: f.stat().st_mtime_ns for f in files}
+    done = results.load(out)  # every file that exists is whole
+    assert len(before) < 4 and done["cell_id"].nunique() == len(before)
+    cells = expand_sweep({"task": "contractive_tanh", "backward": ["backward_fpi", "neumann", "gmres", "broyden"],
+                          "task_options": PROBE, "study": False})
+    resumed = run_sweep(cells, out, progress=False, repeats=1)
+    assert sum(r.status == "done" for r in resumed) == len(before)
+    assert results.load(out)["cell_id"].nunique() == 4
+    assert all((out / "cells" / name).stat().st_mtime_ns == t for name, t in before.items())
+
+
+# -- CLI end to end on real data --------------------------------------------------------------
+@needs_data
+def test_cli_runs_a_tiny_sweep_on_real_data_reports_and_resumes(tmp_path, capsys):
+    from fpibench.cli import main
+
+    out = tmp_path / "store"
+    args = ["run", "--task", "bibtex", "--model", "fpi_nn,feedforward", "--backward", "backward_fpi,jfb", "--epochs", "1",
+            "--option", "train_limit=200", "--no-study", "--threads", "1", "--out", str(out), "--quiet", "--data-dir", DATA]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "3 cells run" in text and "test_f1" not in text.split("3 cells run")[1][:0]
+    df = results.load(out)
+    f1 = df[(df["metric"] == "test_f1") & (df["kind"] == "train")]
+    assert len(f1) == 3 and f1["value"].between(0, 100).all() and f1["headline"].all()
+    assert (out / "report.md").is_file()
+    assert main(args) == 0
+    assert "0 cells run, 3 already stored" in capsys.readouterr().out
+
+
+def test_cli_errors_are_clear(capsys, tmp_path):
+    from fpibench.cli import main
+
+    assert main(["run", "--task", "bibtex", "--backward", "magic", "--out", str(tmp_path)]) == 2
+    assert "unknown gradient method 'magic'" in capsys.readouterr().err
+    bad = tmp_path / "s.yaml"
+    bad.write_text("task: [bibtex\n")
+    assert main(["run", "--sweep", str(bad), "--out", str(tmp_path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["run", "--task", "bibtex", "--seeds", "x", "--out", str(tmp_path)]) == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
+def test_shipped_sweeps_expand_by_name():
+    from fpibench import sweeps
+
+    assert {"paper-box", "paper-bibtex", "denoise-sigma", "probes"} <= set(sweeps.available())
+    for name in sweeps.available():
+        assert load_sweep_file(name), name
+    with pytest.raises(SweepError, match="named sweeps: "):
+        load_sweep_file("no-such-sweep")

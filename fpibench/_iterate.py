@@ -7,7 +7,9 @@ paper's criterion ``‖x_{n+1} − x_n‖ / ‖x_n‖ < tol`` (or the absolute o
 converged samples, divergence and NaN detection, residual traces, and the statuses.
 
 Host synchronisation happens only at the convergence test, which runs every
-``check_every`` iterations; traces and counters stay on the device until the end.
+``check_every`` iterations; traces and counters stay on the device until the end, where
+the per-sample statistics are read off the stacked traces in one pass (on the CPU the
+per-sample bookkeeping uses numpy views, which cost no synchronisation there).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
 from .errors import OptionError
@@ -162,71 +165,127 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x, dim=1)
 
 
+#: dtypes whose per-sample bookkeeping can live in numpy on the CPU
+_HOST_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+
 def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: IterationControl):
     """Run ``solver`` on ``x = f(x)`` from ``x0`` (B, N) under ``control``.
 
     Returns ``(x, IterationStats)``.  Whether a graph is recorded is the caller's choice
     (``torch.no_grad()`` for implicit methods, enabled for unrolling).
+
+    Per iteration the loop only measures the step.  The per-sample decisions run at the
+    convergence test (the active set changes only there); iteration counts, final residuals,
+    smallest steps and divergence flags are read off the stacked traces once at the end.
+    On the CPU the (B,)-vectors of this bookkeeping are numpy views of the step norms —
+    a dozen tiny torch ops per iteration cost more than a small problem's map; on other
+    devices they stay torch tensors on the device, so nothing synchronises but the test.
     """
     counted = CountingMap(f)
     batch = x0.shape[0]
     device = x0.device
     fixed_steps = control.tol is None
+    relative = control.criterion == "relative"
+    host = device.type == "cpu" and x0.dtype in _HOST_DTYPES
     state = solver.init(counted, x0)
-    active = torch.ones(batch, dtype=torch.bool, device=device)
-    iterations = torch.zeros(batch, dtype=torch.long, device=device)
-    final = torch.full((batch,), float("inf"), dtype=x0.dtype, device=device)
+    if host:
+        active: Any = np.ones(batch, dtype=bool)
+        step_best: Any = np.full(batch, np.inf, dtype=_HOST_DTYPES[x0.dtype])
+    else:
+        active = torch.ones(batch, dtype=torch.bool, device=device)
+        step_best = torch.full((batch,), float("inf"), dtype=x0.dtype, device=device)
     # divergence is judged on the absolute step ‖x_{n+1} − x_n‖: under geometric
-    # divergence the relative step stays constant while the absolute one grows
-    step_best = torch.full((batch,), float("inf"), dtype=x0.dtype, device=device)
-    step_final = torch.zeros(batch, dtype=x0.dtype, device=device)
-    diverged = torch.zeros(batch, dtype=torch.bool, device=device)
-    trace = []
-    nan = torch.tensor(float("nan"), dtype=x0.dtype, device=device)
+    # divergence the relative step stays constant while the absolute one grows.
+    # step_best is the running smallest step, unmasked: only active samples read it.
+    frozen = None  # torch mask of the samples still iterating, once one has stopped
+    abs_trace: list = []
+    scale_trace: list = []  # ‖x_n‖ per step (relative criterion); res = abs / (scale + eps)
+    blocks: list = []  # (active during the block, its length) per convergence test
+    last_check = n = 0
     for n in range(1, control.max_iter + 1):
         x_prev = state.x
         state.residual = None
         state = solver.step(counted, state)
-        with torch.no_grad():
-            absolute = state.residual if state.residual is not None else _norm(state.x.detach() - x_prev.detach())
-            absolute = absolute.to(x0.dtype)
-            res = absolute / (_norm(x_prev.detach()) + control.eps) if control.criterion == "relative" else absolute
-        if not fixed_steps:
-            state.x = torch.where(active.unsqueeze(1), state.x, x_prev)
-        with torch.no_grad():
-            trace.append(torch.where(active, res, nan))
-            final = torch.where(active, res, final)
-            iterations += active
-            step_final = torch.where(active, absolute, step_final)
-            step_best = torch.where(active, torch.minimum(step_best, absolute), step_best)
+        with torch.no_grad():  # no graph: the step norms need no detaching
+            absolute = state.residual.detach() if state.residual is not None else _norm(state.x - x_prev)
+            if absolute.dtype != x0.dtype:
+                absolute = absolute.to(x0.dtype)
+            if host:
+                absolute = absolute.numpy()
+            abs_trace.append(absolute)
+            if relative:
+                scale = _norm(x_prev)
+                scale_trace.append(scale.numpy() if host else scale)
         if fixed_steps:
             continue
+        if frozen is not None:
+            state.x = torch.where(frozen.unsqueeze(1), state.x, x_prev)
         if n % control.check_every == 0 or n == control.max_iter:
-            with torch.no_grad():
-                finite = torch.isfinite(res)
-                blown = finite & (absolute > control.divergence_factor * step_best)
-                diverged |= active & blown
-                active = active & finite & ~(res < control.tol) & ~blown
+            # `active` was constant since the last test: fold the block of steps in at once
+            if n - last_check == 1:
+                block = absolute
+            else:
+                block = np.stack(abs_trace[last_check:]).min(axis=0) if host else torch.stack(abs_trace[last_check:]).amin(dim=0)
+            blocks.append((active, n - last_check))
+            with np.errstate(all="ignore"):  # NaN/inf steps are judged here, not warned about
+                res = absolute / (scale_trace[-1] + control.eps) if relative else absolute
+                step_best = np.minimum(step_best, block) if host else torch.minimum(step_best, block)
+                # stop: converged (res < tol), non-finite, or blown up (step > factor × smallest)
+                active = active & (res >= control.tol) & (res < float("inf")) & (absolute <= control.divergence_factor * step_best)
+            last_check = n
             if not host_any(active):
                 break
+            if not host:
+                frozen = active
+            elif frozen is not None or not active.all():
+                frozen = torch.from_numpy(active)
     with torch.no_grad():
-        finite_x = torch.isfinite(state.x.detach()).all(dim=1)
-        trace_t = torch.stack(trace).cpu() if trace else torch.empty(0, batch)
-        final_c, iters_c = final.cpu(), iterations.cpu()
-        grew = (step_final > control.divergence_factor**0.5 * step_best).cpu()
-        diverged_c, finite_c, active_c = diverged.cpu(), finite_x.cpu(), active.cpu()
+        stack = (lambda seq: torch.from_numpy(np.stack(seq))) if host else torch.stack
+        abs_t = stack(abs_trace)
+        res_t = abs_t / (stack(scale_trace) + control.eps) if relative else abs_t
+        if fixed_steps:
+            iterations = torch.full((batch,), n, dtype=torch.long, device=res_t.device)
+            active_c = torch.ones(batch, dtype=torch.bool)
+        else:
+            # a sample iterated through every block it was active in
+            lengths = [length for _, length in blocks]
+            if host:
+                counts = (np.stack([a for a, _ in blocks]) * np.array(lengths)[:, None]).sum(axis=0)
+                iterations, active_c = torch.from_numpy(counts.astype(np.int64)), torch.from_numpy(active)
+            else:
+                flags = torch.stack([a for a, _ in blocks]).long()
+                iterations = (flags * torch.tensor(lengths, device=device).unsqueeze(1)).sum(dim=0)
+                active_c = active.cpu()
+        # per sample: the steps it took (NaN after it stopped), its last residual and step
+        taken = torch.arange(1, n + 1, device=res_t.device).unsqueeze(1) <= iterations.unsqueeze(0)
+        trace = torch.where(taken, res_t, torch.tensor(float("nan"), dtype=res_t.dtype, device=res_t.device))
+        last = (iterations - 1).clamp_min(0).unsqueeze(0)
+        final = trace.gather(0, last).squeeze(0)
+        step_final = abs_t.gather(0, last).squeeze(0)
+        smallest = torch.where(taken, abs_t, torch.tensor(float("inf"), dtype=abs_t.dtype, device=abs_t.device)).amin(dim=0)
+        finite_res = torch.isfinite(final)
+        # the test that stopped a sample ran at its last step, with the smallest step so far
+        diverged = finite_res & (step_final > control.divergence_factor * smallest)
+        grew = step_final > control.divergence_factor**0.5 * smallest
+        finite_x = torch.isfinite(state.x.detach()).all(dim=1).to(final.device)
+        trace_t, final_c, iters_c = trace.cpu(), final.cpu(), iterations.cpu()
+        flags_l = torch.stack([finite_x & finite_res, diverged, grew]).cpu().tolist()
+    finite_l, diverged_l, grew_l = flags_l
+    active_l = active_c.tolist()
+    final_l = final_c.tolist()
     status = []
     for i in range(batch):
-        r = float(final_c[i])
-        if not (finite_c[i] and torch.isfinite(final_c[i])):
+        r = final_l[i]
+        if not finite_l[i]:
             status.append(NONFINITE)
         elif fixed_steps:
             status.append(FIXED_STEPS)
-        elif diverged_c[i]:
+        elif diverged_l[i]:
             status.append(DIVERGED)
-        elif not active_c[i] and r < control.tol:
+        elif not active_l[i] and r < control.tol:
             status.append(CONVERGED)
-        elif grew[i]:
+        elif grew_l[i]:
             status.append(DIVERGED)  # the step length grew far above its minimum
         else:
             status.append(NOT_CONVERGED)

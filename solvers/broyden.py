@@ -6,6 +6,14 @@ overwritten), updated by Sherman–Morrison with Δx = x_{k+1} − x_k, Δr = r_
     x_{k+1} = x_k − B r_k,      u = (Δx − B Δr) / (vᵀΔr),   vᵀ = Δxᵀ B
 
 (Broyden 1965; the limited-memory form used by Bai et al. 2019 for DEQs).
+
+Cost per step: one call of g and two products with the stored pairs, Bᵀ Δx and B r_{k+1};
+B Δr = B r_{k+1} − B r_k reuses the previous product, and the next step's B' r_{k+1}
+follows from B r_{k+1} by the rank-one update (minus the overwritten pair once the memory
+is full).  Only the min(k, m) stored pairs are applied, the memory grows geometrically up
+to m (no B·m·N allocation for a solve that stops early), and products are written as row
+vectors times matrices, (B,1,K)×(B,K,·), which CPU bmm runs several times faster than
+(B,m,N)×(B,N,1).
 """
 from __future__ import annotations
 
@@ -33,40 +41,67 @@ class Broyden(FixedPointSolver):
         if not self.step_size > 0:
             raise OptionError(f"broyden: step_size must be > 0, got {self.step_size!r}")
 
+    #: initial number of allocated pair slots (grown by doubling up to m)
+    initial_slots = 8
+
     def init(self, f, x0):
         b, n = x0.shape
+        slots = min(self.m, self.initial_slots)
+        r = f(x0) - x0
         return SolverState(
             x0,
-            r=f(x0) - x0,
-            us=x0.new_zeros(b, self.m, n),
-            vs=x0.new_zeros(b, self.m, n),
+            r=r,
+            br=-r,  # B r for B = −I
+            us=x0.new_zeros(b, slots, n),
+            vs=x0.new_zeros(b, slots, n),
             k=0,
         )
 
+    def _grow(self, state):
+        """Double the allocated slots (at most m), keeping the stored pairs."""
+        b, slots, n = state.us.shape
+        extra = min(self.m, 2 * slots) - slots
+        state.us = torch.cat([state.us, state.us.new_zeros(b, extra, n)], dim=1)
+        state.vs = torch.cat([state.vs, state.vs.new_zeros(b, extra, n)], dim=1)
+
     @staticmethod
     def _apply(us, vs, y):
-        """B y = −y + U (Vᵀ y)."""
-        return -y + torch.bmm(torch.bmm(vs, y.unsqueeze(2)).transpose(1, 2), us).squeeze(1)
+        """B y = −y + U (Vᵀ y), computed as ((yᵀVᵀ) U)ᵀ."""
+        if us.shape[1] == 0:
+            return -y
+        return -y + torch.bmm(torch.bmm(y.unsqueeze(1), vs.transpose(1, 2)), us).squeeze(1)
 
     @staticmethod
     def _apply_transposed(us, vs, y):
-        """Bᵀ y = −y + V (Uᵀ y)."""
-        return -y + torch.bmm(torch.bmm(us, y.unsqueeze(2)).transpose(1, 2), vs).squeeze(1)
+        """Bᵀ y = −y + V (Uᵀ y), computed as ((yᵀUᵀ) V)ᵀ."""
+        if us.shape[1] == 0:
+            return -y
+        return -y + torch.bmm(torch.bmm(y.unsqueeze(1), us.transpose(1, 2)), vs).squeeze(1)
 
     def step(self, f, state):
-        x, r = state.x, state.r
-        dx = -self.step_size * self._apply(state.us, state.vs, r)
+        x, r, br = state.x, state.r, state.br
+        used = min(state.k, self.m)  # slots beyond k are still zero: skip them
+        us, vs = state.us[:, :used], state.vs[:, :used]
+        dx = -self.step_size * br
         x_new = x + dx
         r_new = f(x_new) - x_new
         dr = r_new - r
-        v = self._apply_transposed(state.us, state.vs, dx)
+        v = self._apply_transposed(us, vs, dx)
+        br_new = self._apply(us, vs, r_new)
         denom = (v * dr).sum(dim=1, keepdim=True)
         tiny = torch.finfo(x.dtype).tiny ** 0.5
         safe = denom.abs() > tiny
-        u = torch.where(safe, (dx - self._apply(state.us, state.vs, dr)) / torch.where(safe, denom, torch.ones_like(denom)), torch.zeros_like(dx))
+        # u = (Δx − B Δr) / (vᵀΔr) with B Δr = B r_{k+1} − B r_k
+        u = torch.where(safe, (dx - (br_new - br)) / torch.where(safe, denom, torch.ones_like(denom)), torch.zeros_like(dx))
         slot = state.k % self.m
+        # B' = B − u_old v_oldᵀ + u vᵀ, so B' r_{k+1} = B r_{k+1} − u_old⟨v_old, r_{k+1}⟩ + u⟨v, r_{k+1}⟩
+        br_new = br_new + u * (v * r_new).sum(dim=1, keepdim=True)
+        if state.k >= self.m:
+            br_new = br_new - state.us[:, slot] * (state.vs[:, slot] * r_new).sum(dim=1, keepdim=True)
+        elif slot == state.us.shape[1]:
+            self._grow(state)
         state.us = write_slot(state.us, slot, u)
         state.vs = write_slot(state.vs, slot, v)
         state.k += 1
-        state.x, state.r = x_new, r_new
+        state.x, state.r, state.br = x_new, r_new, br_new
         return state

@@ -112,7 +112,7 @@ def expand_grid(grid: Mapping, defaults: Optional[Mapping] = None) -> List[Cell]
             _option_grid(merged.get("forward_options"), "forward_options"),
             _option_grid(merged.get("backward_options"), "backward_options"),
         ):
-            fpi = model == "probe" or _has_fpi_layer(task, model)
+            fpi = model == "probe" or model.startswith("fpi")  # fpi_nn, fpi_gd carry an FPI layer
             cell = Cell(
                 task=task, model=model, forward=forward if fpi else NO_FPI, backward=backward if fpi else NO_FPI,
                 seed=seed, preset=preset, task_options=t_opts, forward_options=f_opts if fpi else {},
@@ -121,10 +121,6 @@ def expand_grid(grid: Mapping, defaults: Optional[Mapping] = None) -> List[Cell]
             _validate(cell)
             cells.append(cell)
     return _unique(cells)
-
-
-def _has_fpi_layer(task: str, model: str) -> bool:
-    return model.startswith("fpi")
 
 
 def _unique(cells: Iterable[Cell]) -> List[Cell]:

@@ -198,6 +198,7 @@ class IterativeOptions:
     max_iter: Optional[int] = None
     criterion: Optional[str] = None
     check_every: int = 1
+    divergence_factor: Optional[float] = None
 
 
 class IterativeAdjoint(AdjointGradient):
@@ -213,6 +214,7 @@ class IterativeAdjoint(AdjointGradient):
             max_iter=fwd.max_iter if self.max_iter is None else self.max_iter,
             criterion=fwd.criterion if self.criterion is None else self.criterion,
             check_every=self.check_every,
+            divergence_factor=fwd.divergence_factor if self.divergence_factor is None else self.divergence_factor,
         )
 
     def adjoint(self, f, y, v, create_graph, ctx):

@@ -82,7 +82,9 @@ class IterationControl:
     ``divergence_factor``: stop a sample early (status ``diverged``) once its step length
     ‖x_{n+1} − x_n‖ exceeds this multiple of the smallest step it has taken; a sample that
     ends unconverged with a step over √divergence_factor times its smallest is ``diverged``
-    too (otherwise ``not_converged``).
+    too (otherwise ``not_converged``).  Steps below the rounding floor √ε·‖x_n‖ of the dtype
+    count as that floor, so a solver that stalls at rounding level (float32 plateaus) and
+    then moves by a small amount is not mistaken for a divergent one.
     """
 
     tol: Optional[float] = 1e-6
@@ -200,7 +202,10 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
     # step_best is the running smallest step, unmasked: only active samples read it.
     frozen = None  # torch mask of the samples still iterating, once one has stopped
     abs_trace: list = []
-    scale_trace: list = []  # ‖x_n‖ per step (relative criterion); res = abs / (scale + eps)
+    scale_trace: list = []  # ‖x_n‖ per step; res = abs / (scale + eps) under the relative criterion
+    floored_trace: list = []  # max(‖x_{n+1} − x_n‖, √ε‖x_n‖): the steps the divergence test compares
+    floor = float(torch.finfo(x0.dtype).eps) ** 0.5 if x0.dtype.is_floating_point else 0.0
+    need_scale = relative or not fixed_steps
     blocks: list = []  # (active during the block, its length) per convergence test
     last_check = n = 0
     for n in range(1, control.max_iter + 1):
@@ -214,9 +219,14 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
             if host:
                 absolute = absolute.numpy()
             abs_trace.append(absolute)
-            if relative:
-                scale = _norm(x_prev)
-                scale_trace.append(scale.numpy() if host else scale)
+            if need_scale:
+                scale = _norm(x_prev.detach())
+                if scale.dtype != x0.dtype:
+                    scale = scale.to(x0.dtype)
+                scale = scale.numpy() if host else scale
+                scale_trace.append(scale)
+                if not fixed_steps:
+                    floored_trace.append(np.maximum(absolute, floor * scale) if host else torch.maximum(absolute, floor * scale))
         if fixed_steps:
             continue
         if frozen is not None:
@@ -224,9 +234,9 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         if n % control.check_every == 0 or n == control.max_iter:
             # `active` was constant since the last test: fold the block of steps in at once
             if n - last_check == 1:
-                block = absolute
+                block = floored_trace[-1]
             else:
-                block = np.stack(abs_trace[last_check:]).min(axis=0) if host else torch.stack(abs_trace[last_check:]).amin(dim=0)
+                block = np.stack(floored_trace[last_check:]).min(axis=0) if host else torch.stack(floored_trace[last_check:]).amin(dim=0)
             blocks.append((active, n - last_check))
             with np.errstate(all="ignore"):  # NaN/inf steps are judged here, not warned about
                 res = absolute / (scale_trace[-1] + control.eps) if relative else absolute
@@ -263,7 +273,8 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         last = (iterations - 1).clamp_min(0).unsqueeze(0)
         final = trace.gather(0, last).squeeze(0)
         step_final = abs_t.gather(0, last).squeeze(0)
-        smallest = torch.where(taken, abs_t, torch.tensor(float("inf"), dtype=abs_t.dtype, device=abs_t.device)).amin(dim=0)
+        floored_t = abs_t if fixed_steps else stack(floored_trace)
+        smallest = torch.where(taken, floored_t, torch.tensor(float("inf"), dtype=abs_t.dtype, device=abs_t.device)).amin(dim=0)
         finite_res = torch.isfinite(final)
         # the test that stopped a sample ran at its last step, with the smallest step so far
         diverged = finite_res & (step_final > control.divergence_factor * smallest)

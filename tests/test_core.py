@@ -216,6 +216,41 @@ def test_backward_divergence_is_not_silent():
     assert grad.abs().max() > 0  # never a silent zero
 
 
+def test_rounding_plateau_then_small_move_is_not_divergence():
+    """float32: steps at rounding level (~1e-7·‖x‖) then one move of 1e-3·‖x‖ is a stall, not a blow-up."""
+    target = torch.ones(2, 8)
+    calls = {"n": 0}
+
+    def g(x):
+        calls["n"] += 1
+        jitter = 1e-7 if calls["n"] < 20 else 1e-3  # rounding-level plateau, then a small swing
+        sign = 1.0 if calls["n"] % 2 else -1.0
+        return target * (1 + sign * jitter)
+
+    with pytest.warns(fpibench.FixedPointWarning, match="not_converged"):
+        sol = fpibench.fixed_point(g, torch.zeros(2, 8), forward="picard", tol=1e-12, max_iter=25)
+    assert sol.stats.forward.status == ["not_converged"] * 2
+    assert int(sol.stats.forward.iterations.max()) == 25  # it was not stopped early as a blow-up
+
+
+def test_backward_inherits_and_overrides_divergence_factor():
+    W = (torch.eye(3, dtype=DT) * 1.5).requires_grad_()
+    z = torch.ones(2, 3, dtype=DT)
+    g = lambda x: x @ W.T - z
+    # the forward's factor is inherited: with a huge one the growing backward runs to max_iter
+    sol = fpibench.fixed_point(g, torch.zeros(2, 3, dtype=DT), forward="anderson", tol=1e-12, max_iter=60,
+                               forward_options={"divergence_factor": 1e300})
+    with pytest.warns(fpibench.FixedPointWarning):
+        torch.autograd.grad(sol.value.sum(), W)
+    assert int(sol.stats.backward.iterations.max()) == 60
+    # and a backward option overrides it
+    sol = fpibench.fixed_point(g, torch.zeros(2, 3, dtype=DT), forward="anderson", tol=1e-12, max_iter=60,
+                               forward_options={"divergence_factor": 1e300}, backward_options={"divergence_factor": 10.0})
+    with pytest.warns(fpibench.FixedPointWarning, match="diverged"):
+        torch.autograd.grad(sol.value.sum(), W)
+    assert int(sol.stats.backward.iterations.max()) < 60 and sol.stats.backward.status == ["diverged"] * 2
+
+
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [

@@ -81,7 +81,7 @@ def vjp_map(f: Map, x: torch.Tensor, v: torch.Tensor, create_graph: bool):
     def h(c: torch.Tensor) -> torch.Tensor:
         counter["vjp"] += 1
         (jtc,) = torch.autograd.grad(fx, point, c, retain_graph=True, create_graph=torch.is_grad_enabled() and create_graph)
-        return jtc + v
+        return jtc + v  # not in place: the engine may hand back c itself (g(x) = x + b)
 
     return h, counter, fx, point
 

@@ -171,139 +171,159 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
 _HOST_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
 
+class _Ledger:
+    """Per-sample bookkeeping of one solve: step lengths, scales, active set, counts.
+
+    Rows of ``(B,)`` step norms go into growable ``(capacity, B)`` buffers — numpy arrays
+    on the CPU (a numpy op on 64 numbers costs a microsecond, a torch op ten), tensors on
+    the device otherwise (nothing synchronises but :func:`host_any`).  The divergence test
+    compares floored steps max(‖x_{n+1} − x_n‖, √ε‖x_n‖), so a stall at rounding level is
+    not mistaken for a minimum that a later, still small, step "blows up" from.
+    """
+
+    def __init__(self, batch: int, dtype: torch.dtype, device: torch.device, host: bool, max_iter: int):
+        self.host, self.batch, self.max_iter = host, batch, max_iter
+        self.floor = float(torch.finfo(dtype).eps) ** 0.5 if dtype.is_floating_point else 0.0
+        if host:
+            self.xp, np_dtype = np, _HOST_DTYPES[dtype]
+            self._empty = lambda rows: np.empty((rows, batch), dtype=np_dtype)
+            self.active = np.ones(batch, dtype=bool)
+            self.best = np.full(batch, np.inf, dtype=np_dtype)
+            self.iters = np.zeros(batch, dtype=np.int64)
+            self._arange = np.arange
+        else:
+            self.xp = torch
+            self._empty = lambda rows: torch.empty((rows, batch), dtype=dtype, device=device)
+            self.active = torch.ones(batch, dtype=torch.bool, device=device)
+            self.best = torch.full((batch,), float("inf"), dtype=dtype, device=device)
+            self.iters = torch.zeros(batch, dtype=torch.long, device=device)
+            self._arange = lambda n: torch.arange(n, device=device)
+        self.capacity = min(max_iter, 64)
+        self.steps, self.scales, self.floored = (self._empty(self.capacity) for _ in range(3))
+        self.n = self.last_check = 0
+
+    def record(self, step, scale) -> None:
+        """Append one iteration's step lengths (and ‖x_n‖, or None)."""
+        if self.n == self.capacity:
+            self.capacity = min(self.max_iter, 2 * self.capacity)
+            grown = []
+            for old in (self.steps, self.scales, self.floored):
+                new = self._empty(self.capacity)
+                new[: self.n] = old[: self.n]
+                grown.append(new)
+            self.steps, self.scales, self.floored = grown
+        i = self.n
+        self.steps[i] = step
+        if scale is not None:
+            self.scales[i] = scale
+            self.floored[i] = self.xp.maximum(step, self.floor * scale)
+        self.n = i + 1
+
+    def check(self, control: IterationControl, relative: bool):
+        """The convergence test after iteration n: stop samples that converged (step < tol,
+        relative to ‖x_n‖ or absolute), went non-finite, or blew up (step > factor × smallest)."""
+        n, start = self.n, self.last_check
+        block = self.floored[n - 1] if n - start == 1 else self.xp.amin(self.floored[start:n], 0)
+        self.iters += self.active * (n - start)  # active was constant through the block
+        self.best = self.xp.minimum(self.best, block)
+        step = self.steps[n - 1]
+        threshold = control.tol * (self.scales[n - 1] + control.eps) if relative else control.tol
+        self.active = self.active & (step >= threshold) & self.xp.isfinite(step) & (step <= control.divergence_factor * self.best)
+        self.last_check = n
+        return self.active
+
+    def finish(self, control: IterationControl, relative: bool, fixed_steps: bool, finite_x: torch.Tensor):
+        """Per-sample iterations, residual trace (NaN after a sample stopped), final residual
+        and status, read off the buffers in one pass; returned as CPU tensors and a list."""
+        xp, n = self.xp, self.n
+        steps = self.steps[:n]
+        with np.errstate(all="ignore"):  # NaN/inf steps are judged here, not warned about
+            res = steps / (self.scales[:n] + control.eps) if relative else steps
+            iters = self.iters if not fixed_steps else self.iters * 0 + n
+            taken = self._arange(n)[:, None] < iters[None, :]
+            trace = xp.where(taken, res, float("nan"))
+            last, cols = (iters - 1).clip(min=0), self._arange(self.batch)
+            final, step_final = trace[last, cols], steps[last, cols]
+            smallest = xp.amin(xp.where(taken, steps if fixed_steps else self.floored[:n], float("inf")), 0)
+            finite = xp.isfinite(final) & (finite_x.numpy() if self.host else finite_x)
+            diverged = finite & (step_final > control.divergence_factor * smallest)
+            grew = step_final > control.divergence_factor**0.5 * smallest
+            converged = ~self.active & (final < (float('-inf') if fixed_steps else control.tol))
+        flags = [finite, diverged, converged, grew]
+        cpu = (lambda a: torch.from_numpy(np.ascontiguousarray(a))) if self.host else (lambda t: t.cpu())
+        finite_l, diverged_l, converged_l, grew_l = (cpu(f).tolist() for f in flags)
+        status = []
+        for i in range(self.batch):
+            if not finite_l[i]:
+                status.append(NONFINITE)
+            elif fixed_steps:
+                status.append(FIXED_STEPS)
+            elif diverged_l[i]:
+                status.append(DIVERGED)
+            elif converged_l[i]:
+                status.append(CONVERGED)
+            elif grew_l[i]:
+                status.append(DIVERGED)  # unconverged, and the step grew far above its minimum
+            else:
+                status.append(NOT_CONVERGED)
+        return cpu(iters), cpu(final), cpu(trace), status
+
+
 def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: IterationControl):
     """Run ``solver`` on ``x = f(x)`` from ``x0`` (B, N) under ``control``.
 
     Returns ``(x, IterationStats)``.  Whether a graph is recorded is the caller's choice
     (``torch.no_grad()`` for implicit methods, enabled for unrolling).
 
-    Per iteration the loop only measures the step.  The per-sample decisions run at the
-    convergence test (the active set changes only there); iteration counts, final residuals,
-    smallest steps and divergence flags are read off the stacked traces once at the end.
-    On the CPU the (B,)-vectors of this bookkeeping are numpy views of the step norms —
-    a dozen tiny torch ops per iteration cost more than a small problem's map; on other
-    devices they stay torch tensors on the device, so nothing synchronises but the test.
+    Per iteration the loop measures the step (two norms) and, at the convergence test,
+    updates the active set; everything per sample lives in a :class:`_Ledger` and is read
+    off once at the end.
     """
     counted = CountingMap(f)
-    batch = x0.shape[0]
-    device = x0.device
+    batch, device = x0.shape[0], x0.device
     fixed_steps = control.tol is None
     relative = control.criterion == "relative"
-    host = device.type == "cpu" and x0.dtype in _HOST_DTYPES
-    state = solver.init(counted, x0)
-    if host:
-        active: Any = np.ones(batch, dtype=bool)
-        step_best: Any = np.full(batch, np.inf, dtype=_HOST_DTYPES[x0.dtype])
-    else:
-        active = torch.ones(batch, dtype=torch.bool, device=device)
-        step_best = torch.full((batch,), float("inf"), dtype=x0.dtype, device=device)
-    # divergence is judged on the absolute step ‖x_{n+1} − x_n‖: under geometric
-    # divergence the relative step stays constant while the absolute one grows.
-    # step_best is the running smallest step, unmasked: only active samples read it.
-    frozen = None  # torch mask of the samples still iterating, once one has stopped
-    abs_trace: list = []
-    scale_trace: list = []  # ‖x_n‖ per step; res = abs / (scale + eps) under the relative criterion
-    floored_trace: list = []  # max(‖x_{n+1} − x_n‖, √ε‖x_n‖): the steps the divergence test compares
-    floor = float(torch.finfo(x0.dtype).eps) ** 0.5 if x0.dtype.is_floating_point else 0.0
     need_scale = relative or not fixed_steps
-    blocks: list = []  # (active during the block, its length) per convergence test
-    last_check = n = 0
+    host = device.type == "cpu" and x0.dtype in _HOST_DTYPES
+    dtype = x0.dtype if x0.dtype.is_floating_point else torch.float32
+    ledger = _Ledger(batch, dtype, device, host, control.max_iter)
+    graph = torch.is_grad_enabled()  # unrolling records the loop: measure on detached values
+    state = solver.init(counted, x0)
+    frozen = None  # torch mask of the samples still iterating, once one has stopped
     for n in range(1, control.max_iter + 1):
         x_prev = state.x
         state.residual = None
         state = solver.step(counted, state)
-        with torch.no_grad():  # no graph: the step norms need no detaching
-            absolute = state.residual.detach() if state.residual is not None else _norm(state.x - x_prev)
-            if absolute.dtype != x0.dtype:
-                absolute = absolute.to(x0.dtype)
-            if host:
-                absolute = absolute.numpy()
-            abs_trace.append(absolute)
-            if need_scale:
-                scale = _norm(x_prev.detach())
-                if scale.dtype != x0.dtype:
-                    scale = scale.to(x0.dtype)
-                scale = scale.numpy() if host else scale
-                scale_trace.append(scale)
-                if not fixed_steps:
-                    floored_trace.append(np.maximum(absolute, floor * scale) if host else torch.maximum(absolute, floor * scale))
+        x_new, x_old = (state.x.detach(), x_prev.detach()) if graph else (state.x, x_prev)
+        # divergence is judged on the absolute step ‖x_{n+1} − x_n‖: under geometric
+        # divergence the relative step stays constant while the absolute one grows.
+        step = state.residual.detach() if state.residual is not None else _norm(x_new - x_old)
+        scale = _norm(x_old) if need_scale else None
+        if step.dtype != dtype:
+            step = step.to(dtype)
+        if scale is not None and scale.dtype != dtype:
+            scale = scale.to(dtype)
+        if host:
+            step, scale = step.numpy(), (None if scale is None else scale.numpy())
+        ledger.record(step, scale)
         if fixed_steps:
             continue
         if frozen is not None:
             state.x = torch.where(frozen.unsqueeze(1), state.x, x_prev)
         if n % control.check_every == 0 or n == control.max_iter:
-            # `active` was constant since the last test: fold the block of steps in at once
-            if n - last_check == 1:
-                block = floored_trace[-1]
-            else:
-                block = np.stack(floored_trace[last_check:]).min(axis=0) if host else torch.stack(floored_trace[last_check:]).amin(dim=0)
-            blocks.append((active, n - last_check))
-            with np.errstate(all="ignore"):  # NaN/inf steps are judged here, not warned about
-                res = absolute / (scale_trace[-1] + control.eps) if relative else absolute
-                step_best = np.minimum(step_best, block) if host else torch.minimum(step_best, block)
-                # stop: converged (res < tol), non-finite, or blown up (step > factor × smallest)
-                active = active & (res >= control.tol) & (res < float("inf")) & (absolute <= control.divergence_factor * step_best)
-            last_check = n
+            active = ledger.check(control, relative)
             if not host_any(active):
                 break
             if not host:
                 frozen = active
             elif frozen is not None or not active.all():
                 frozen = torch.from_numpy(active)
-    with torch.no_grad():
-        stack = (lambda seq: torch.from_numpy(np.stack(seq))) if host else torch.stack
-        abs_t = stack(abs_trace)
-        res_t = abs_t / (stack(scale_trace) + control.eps) if relative else abs_t
-        if fixed_steps:
-            iterations = torch.full((batch,), n, dtype=torch.long, device=res_t.device)
-            active_c = torch.ones(batch, dtype=torch.bool)
-        else:
-            # a sample iterated through every block it was active in
-            lengths = [length for _, length in blocks]
-            if host:
-                counts = (np.stack([a for a, _ in blocks]) * np.array(lengths)[:, None]).sum(axis=0)
-                iterations, active_c = torch.from_numpy(counts.astype(np.int64)), torch.from_numpy(active)
-            else:
-                flags = torch.stack([a for a, _ in blocks]).long()
-                iterations = (flags * torch.tensor(lengths, device=device).unsqueeze(1)).sum(dim=0)
-                active_c = active.cpu()
-        # per sample: the steps it took (NaN after it stopped), its last residual and step
-        taken = torch.arange(1, n + 1, device=res_t.device).unsqueeze(1) <= iterations.unsqueeze(0)
-        trace = torch.where(taken, res_t, torch.tensor(float("nan"), dtype=res_t.dtype, device=res_t.device))
-        last = (iterations - 1).clamp_min(0).unsqueeze(0)
-        final = trace.gather(0, last).squeeze(0)
-        step_final = abs_t.gather(0, last).squeeze(0)
-        floored_t = abs_t if fixed_steps else stack(floored_trace)
-        smallest = torch.where(taken, floored_t, torch.tensor(float("inf"), dtype=abs_t.dtype, device=abs_t.device)).amin(dim=0)
-        finite_res = torch.isfinite(final)
-        # the test that stopped a sample ran at its last step, with the smallest step so far
-        diverged = finite_res & (step_final > control.divergence_factor * smallest)
-        grew = step_final > control.divergence_factor**0.5 * smallest
-        finite_x = torch.isfinite(state.x.detach()).all(dim=1).to(final.device)
-        trace_t, final_c, iters_c = trace.cpu(), final.cpu(), iterations.cpu()
-        flags_l = torch.stack([finite_x & finite_res, diverged, grew]).cpu().tolist()
-    finite_l, diverged_l, grew_l = flags_l
-    active_l = active_c.tolist()
-    final_l = final_c.tolist()
-    status = []
-    for i in range(batch):
-        r = final_l[i]
-        if not finite_l[i]:
-            status.append(NONFINITE)
-        elif fixed_steps:
-            status.append(FIXED_STEPS)
-        elif diverged_l[i]:
-            status.append(DIVERGED)
-        elif not active_l[i] and r < control.tol:
-            status.append(CONVERGED)
-        elif grew_l[i]:
-            status.append(DIVERGED)  # the step length grew far above its minimum
-        else:
-            status.append(NOT_CONVERGED)
+    finite_x = torch.isfinite(state.x.detach()).all(dim=1)
+    iterations, residual, trace, status = ledger.finish(control, relative, fixed_steps, finite_x.cpu() if host else finite_x)
     stats = IterationStats(
-        iterations=iters_c,
-        residual=final_c,
-        residual_trace=trace_t,
+        iterations=iterations,
+        residual=residual,
+        residual_trace=trace,
         status=status,
         nfev=counted.calls,
         solver=getattr(solver, "name", type(solver).__name__),

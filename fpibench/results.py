@@ -59,9 +59,15 @@ def provenance() -> dict:
     """git commit, package versions, device names: the columns every row carries."""
     import torch
 
+    here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+                                cwd=here).stdout.strip() or "unknown"
+        if commit != "unknown":
+            # uncommitted edits of the code that produced the numbers: say so
+            changed = subprocess.run(["git", "status", "--porcelain", "--", str(here), str(here.parent / "solvers")],
+                                     capture_output=True, text=True, timeout=10, cwd=here).stdout.strip()
+            commit += "+dirty" if changed else ""
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     from . import __version__

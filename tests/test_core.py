@@ -385,3 +385,38 @@ def test_third_party_solvers_register_through_entry_points(monkeypatch):
         assert sol.stats.forward.converged
     finally:
         _registry.FORWARD._classes.pop("halfstep", None)
+
+
+@pytest.mark.parametrize("case", ["converge", "diverge_and_nan", "fixed_steps", "check_every", "absolute"])
+def test_device_bookkeeping_matches_host_bookkeeping(case, monkeypatch):
+    """The torch ledger (used on accelerators) and the numpy ledger (CPU) decide alike."""
+    import fpibench._iterate as iterate_module
+
+    scale = torch.tensor([0.5, 1.5, 0.9, 0.7], dtype=DT)[:, None]  # sample 1 is expansive
+
+    def g(x):
+        out = scale * x + 1
+        return torch.cat([out[:3], out[3:] * (float("nan") if case == "diverge_and_nan" else 1.0)])
+
+    kwargs = {"converge": dict(tol=1e-10, max_iter=300), "diverge_and_nan": dict(tol=1e-10, max_iter=300),
+              "fixed_steps": dict(tol=None, max_iter=40), "check_every": dict(tol=1e-10, max_iter=300, check_every=7),
+              "absolute": dict(tol=1e-8, max_iter=300, criterion="absolute")}[case]
+    if case == "converge":
+        scale = scale.clamp(max=0.9)
+
+    def solve():
+        control = iterate_module.IterationControl(**kwargs)
+        return iterate_module.iterate(fpibench.FORWARD.create("picard"), g, torch.zeros(4, 3, dtype=DT), control)
+
+    x_host, host = solve()
+    monkeypatch.setattr(iterate_module, "_HOST_DTYPES", {})
+    x_dev, dev = solve()
+    assert host.status == dev.status
+    assert torch.equal(host.iterations, dev.iterations)
+    assert torch.allclose(host.residual, dev.residual, equal_nan=True)
+    assert torch.allclose(host.residual_trace, dev.residual_trace, equal_nan=True)
+    assert torch.allclose(x_host, x_dev, equal_nan=True)
+    if case == "diverge_and_nan":
+        assert host.status[1] == "diverged" and host.status[3] == "nonfinite" and host.status[0] == "converged"
+    if case == "fixed_steps":
+        assert host.status == ["fixed_steps"] * 4 and host.iterations.tolist() == [40] * 4

@@ -1,4 +1,5 @@
 """The harness: sweep expansion and validation, cell rows, resume, executors (pool, dask)."""
+import json
 import math
 import os
 import signal
@@ -155,6 +156,14 @@ def test_sweep_writes_store_with_schema_and_resumes(tmp_path):
     again = run_sweep(cells, tmp_path, progress=False)
     assert [r.status for r in again] == ["done"] * 3
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()} == mtimes
+
+
+def test_sweeps_sharing_a_store_keep_one_plan(tmp_path):
+    cells = _tiny_probe_cells()
+    run_sweep(cells[:2], tmp_path, progress=False, repeats=1)
+    run_sweep(cells[1:], tmp_path, progress=False, repeats=1)  # a second sweep into the same store
+    plan = [Cell.from_dict(c).cell_id for c in json.loads((tmp_path / "sweep.json").read_text())]
+    assert plan == [c.cell_id for c in cells]  # union, in first-seen order, no duplicates
 
 
 def test_local_pool_and_dask_cluster_fill_the_same_store(tmp_path):

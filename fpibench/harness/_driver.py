@@ -60,7 +60,7 @@ def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: 
     cells = list(cells)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "sweep.json", [c.to_dict() for c in cells])
+    _record_plan(out / "sweep.json", cells)
     results = [CellResult(c, "done") for c in cells if cell_done(out, c.cell_id)]
     pending = [c for c in cells if not cell_done(out, c.cell_id)]
     prov = provenance()
@@ -110,6 +110,14 @@ def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: 
     bar.close()
     order = {c.cell_id: i for i, c in enumerate(cells)}
     return sorted(results, key=lambda r: order[r.cell.cell_id])
+
+
+def _record_plan(path: Path, cells: List[Cell]) -> None:
+    """Add the sweep's cells to the store's plan (several sweeps may share one store)."""
+    plan = json.loads(path.read_text()) if path.exists() else []
+    known = {Cell.from_dict(c).cell_id for c in plan}
+    plan += [c.to_dict() for c in cells if c.cell_id not in known]
+    _write_json(path, plan)
 
 
 def _collect(get, cell, finish) -> None:

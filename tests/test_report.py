@@ -292,3 +292,20 @@ def test_extra_sections_are_appended(tmp_path):
 
     text = report.build_report(tmp_path, formats=("png",), extra_sections=[benchmarks]).read_text()
     assert text.rstrip().endswith(f"1 rows from {tmp_path.name}")
+
+
+def test_cells_with_different_training_budgets_are_not_averaged_together():
+    """Two denoise cells of one model and σ, one trained 10 epochs, one 20 on more data: two rows."""
+    from fpibench.report._tables import table_denoise
+
+    rows = []
+    for cell, (value, options) in enumerate([
+            (25.0, '{"epochs": 10, "task_options": {"sigma": 15}}'),
+            (28.0, '{"epochs": 20, "task_options": {"sigma": 15, "train_limit": 0}}')]):
+        for epoch in (1, 2):
+            rows.append(_row("denoise", "fpi_nn", "anderson", "backward_fpi", 0, epoch, "psnr_bsd68", value - 2 + epoch,
+                             "train", problem="denoise sigma=15", options=options, cell_id=f"c{cell}", unit="dB", **PROV))
+    table = table_denoise(pd.DataFrame(rows))
+    got = dict(zip(table["setting"], table["mean"]))
+    assert got == {"epochs=10": 25.0, "train_limit=0, epochs=20": 28.0}
+    assert set(table["n"]) == {1}

@@ -66,7 +66,24 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         keys = df[list(CELL_KEYS)].astype(str).agg("|".join, axis=1)
         df["cell_id"] = df["cell_id"].where(df["cell_id"] != "", keys)
     df["panel"] = df["problem"].where(df["problem"] != "", df["task"])
+    df["setting"] = df["options"].map(_setting_label)
     return df
+
+
+@functools.lru_cache(maxsize=None)
+def _setting_label(options: str) -> str:
+    """The training budget a cell departs from its preset with ("epochs=10", "train_limit=0,
+    epochs=20"), from its options JSON; σ has its own column.  "" = the preset as is."""
+    import json
+
+    try:
+        parsed = json.loads(options) if options else {}
+    except ValueError:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((parsed.get("task_options") or {}).items()) if k != "sigma"]
+    if parsed.get("epochs"):
+        parts.append(f"epochs={parsed['epochs']}")
+    return ", ".join(parts)
 
 
 def takes_store_frame(fn):

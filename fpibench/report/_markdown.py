@@ -97,11 +97,11 @@ def section_denoise(table: pd.DataFrame) -> list[str]:
         return lines + markdown_table(frame) + ["", f"Paper: {paper.DENOISE_SOURCE}.", ""]
     metrics = sorted(set(table["metric"]))
     records = []
-    keys = ["model", "forward", "backward", "preset", "metric"]
+    keys = ["model", "forward", "backward", "preset", "setting", "metric"]
     for key, sub in table.groupby(keys, sort=False):
-        model, forward, backward, preset, metric = key
+        model, forward, backward, preset, setting, metric = key
         grad, fwd = _method(backward, forward)
-        rec = {"Model": model, "Gradient": grad, "Forward": fwd, "Preset": preset or DASH}
+        rec = {"Model": model, "Gradient": grad, "Forward": fwd, "Preset": preset or DASH, "Setting": setting or DASH}
         if len(metrics) > 1:
             rec["Metric"] = metric
         rec["Epochs"] = _span(sub["epoch_min"].min(), sub["epoch_max"].max())
@@ -136,6 +136,7 @@ def section_bibtex(table: pd.DataFrame) -> list[str]:
             "Source": "fpibench (ours)" if mine else "quoted from the paper's Table 2",
             "Model": row.model, "Gradient": grad, "Forward": fwd,
             "Preset": (row.preset or DASH) if mine else DASH,
+            "Setting": (row.setting or DASH) if mine else DASH,
             "Epochs": _span(row.epoch_min, row.epoch_max) if mine else DASH,
             "Seeds": _span(row.n, row.n) if mine else DASH,
             "F1 ours": fmt_mean_std(row.mean, row.std, "%") if mine else DASH,
@@ -167,16 +168,18 @@ def section_ranked(table: pd.DataFrame, title: str, order: Sequence[str], source
     for row in table.itertuples(index=False):
         grad, fwd = _method(row.backward, row.forward)
         records.append({"Model": row.model, "Gradient": grad, "Forward": fwd, "Preset": row.preset or DASH,
+                        "Setting": row.setting or DASH,
                         "Epochs": _span(row.epoch_min, row.epoch_max), "Seeds": _span(row.n, row.n),
                         f"{metric} ours": fmt_mean_std(row.mean, row.std, unit),
                         "model rank ours": fmt(row.rank, "count"), "model rank paper": fmt(row.paper_rank, "count")})
     lines += markdown_table(pd.DataFrame(records)) + ["", budget_line(table)]
     lines.append(f"Paper: no numbers in the text; ordering (best first) {' < '.join(order)} — {source}.")
-    for preset in sorted(set(table["preset"])):
-        ours = model_order(table, preset)
+    for preset, setting in sorted(set(zip(table["preset"], table["setting"]))):
+        ours = model_order(table, preset, setting)
         shared = [m for m in ours if m in order]
         verdict = ("matches" if shared == [m for m in order if m in shared] else "differs from") + " the paper's"
-        lines.append(f"Our model ordering (preset {preset or DASH}, each model at its best method): "
+        budget = f"preset {preset or DASH}" + (f", {setting}" if setting else "")
+        lines.append(f"Our model ordering ({budget}, each model at its best method): "
                      f"{' < '.join(ours)} — {verdict} ordering of these models.")
     return lines + [""]
 

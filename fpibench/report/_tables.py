@@ -36,7 +36,7 @@ def _sort(frame: pd.DataFrame, keys) -> pd.DataFrame:
 @takes_store_frame
 def final_metric_table(df: pd.DataFrame, task: str, extra_keys=(), metric: str | None = None) -> pd.DataFrame:
     """Mean ± std over seeds of ``metric`` (default: the task's headline) at each cell's last epoch."""
-    keys = ["model", "forward", "backward", "preset", *extra_keys]
+    keys = ["model", "forward", "backward", "preset", "setting", *extra_keys]
     columns = ["task", "metric", "unit", "higher_is_better", *keys, *SUMMARY_COLUMNS]
     metric = metric or headline_metric(df, task)
     if metric is None:
@@ -51,7 +51,7 @@ def final_metric_table(df: pd.DataFrame, task: str, extra_keys=(), metric: str |
     out.insert(0, "unit", unit_of(df, metric))
     out.insert(0, "metric", metric)
     out.insert(0, "task", task)
-    return _sort(out[columns], ["backward", "forward", "preset", *extra_keys])
+    return _sort(out[columns], ["backward", "forward", "preset", "setting", *extra_keys])
 
 
 @takes_store_frame
@@ -91,9 +91,9 @@ def _ranked_table(df: pd.DataFrame, task: str, order) -> pd.DataFrame:
         out["rank"] = pd.Series(dtype=float)
         return out
     higher = bool(out["higher_is_better"].iloc[0])
-    best = out.groupby(["preset", "model"])["mean"].agg("max" if higher else "min")
-    ranks = best.groupby(level="preset").rank(ascending=not higher, method="min")
-    out["rank"] = [ranks.get((p, m), np.nan) for p, m in zip(out["preset"], out["model"])]
+    best = out.groupby(["preset", "setting", "model"])["mean"].agg("max" if higher else "min")
+    ranks = best.groupby(level=["preset", "setting"]).rank(ascending=not higher, method="min")
+    out["rank"] = [ranks.get((p, b, m), np.nan) for p, b, m in zip(out["preset"], out["setting"], out["model"])]
     return out
 
 
@@ -109,9 +109,9 @@ def table_optical_flow(df: pd.DataFrame) -> pd.DataFrame:
     return _ranked_table(df, "optical_flow", paper.OPTICAL_FLOW_ORDER)
 
 
-def model_order(table: pd.DataFrame, preset: str) -> list[str]:
-    """Models of a ranked table, best first, within one preset."""
-    sub = table[table["preset"] == preset].dropna(subset=["rank"])
+def model_order(table: pd.DataFrame, preset: str, setting: str = "") -> list[str]:
+    """Models of a ranked table, best first, within one preset and training setting."""
+    sub = table[(table["preset"] == preset) & (table["setting"] == setting)].dropna(subset=["rank"])
     return list(sub.groupby("model")["rank"].min().sort_values(kind="stable").index)
 
 

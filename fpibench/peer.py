@@ -166,6 +166,7 @@ def _our_forward_options(solver: str) -> dict:
         opts["m"] = ANDERSON_M
     if solver == "broyden":
         opts["m"] = MAX_ITER["broyden"]  # full memory, like torchdeq's default LBFGS_thres=None
+        opts["stop_on"] = "residual"  # torchdeq's rule: ‖g(x) − x‖ of the returned point
     return opts
 
 

@@ -29,13 +29,21 @@ from fpibench.errors import OptionError
 @register_forward("broyden")
 @dataclass
 class Broyden(FixedPointSolver):
-    """Limited-memory Broyden with ``m`` stored rank-one updates and step size ``step_size``."""
+    """Limited-memory Broyden with ``m`` stored rank-one updates and step size ``step_size``.
+
+    ``stop_on``: ``"step"`` (the loop's default, ‖x_{k+1} − x_k‖) or ``"residual"``: the
+    stopping test reads ‖g(x_{k+1}) − x_{k+1}‖ of the returned point, which the step computes
+    anyway (the rule of torchdeq and of most DEQ code).
+    """
 
     m: int = 30
     step_size: float = 1.0
+    stop_on: str = "step"
     name = "broyden"
 
     def __post_init__(self):
+        if self.stop_on not in ("step", "residual"):
+            raise OptionError(f"broyden: stop_on must be 'step' or 'residual', got {self.stop_on!r}")
         if not isinstance(self.m, int) or isinstance(self.m, bool) or self.m < 1:
             raise OptionError(f"broyden: memory m must be an integer >= 1, got {self.m!r}")
         if not self.step_size > 0:
@@ -104,4 +112,6 @@ class Broyden(FixedPointSolver):
         state.vs = write_slot(state.vs, slot, v)
         state.k += 1
         state.x, state.r, state.br = x_new, r_new, br_new
+        if self.stop_on == "residual":
+            state.residual = torch.linalg.vector_norm(r_new.detach(), dim=1)
         return state

@@ -420,3 +420,24 @@ def test_device_bookkeeping_matches_host_bookkeeping(case, monkeypatch):
         assert host.status[1] == "diverged" and host.status[3] == "nonfinite" and host.status[0] == "converged"
     if case == "fixed_steps":
         assert host.status == ["fixed_steps"] * 4 and host.iterations.tolist() == [40] * 4
+
+
+def test_broyden_residual_stopping_rule_stops_on_the_returned_points_residual():
+    problem = tanh_problem(0.9)
+    opts = {"criterion": "absolute"}
+    with torch.no_grad():
+        step = fpibench.fixed_point(problem.g, problem.x0, forward="broyden", tol=1e-8, max_iter=200, forward_options=opts)
+        resid = fpibench.fixed_point(problem.g, problem.x0, forward="broyden", tol=1e-8, max_iter=200,
+                                     forward_options={**opts, "stop_on": "residual"})
+        true_residual = torch.linalg.vector_norm(problem.g(resid.value) - resid.value, dim=1)
+    assert resid.stats.forward.status == ["converged"] * problem.x0.shape[0]
+    assert (true_residual < 1e-8).all()
+    # the loop's own point (fixed_point returns g of it): its recorded residual is its true one
+    control = fpibench.IterationControl(tol=1e-8, max_iter=200, criterion="absolute")
+    with torch.no_grad():
+        x, stats = fpibench.iterate(fpibench.FORWARD.create("broyden", {"stop_on": "residual"}), problem.g, problem.x0, control)
+        at_x = torch.linalg.vector_norm(problem.g(x) - x, dim=1)
+    assert torch.allclose(stats.residual, at_x, rtol=1e-6, atol=1e-14)
+    assert int(resid.stats.forward.iterations.max()) <= int(step.stats.forward.iterations.max())
+    with pytest.raises(fpibench.OptionError, match="stop_on"):
+        fpibench.fixed_point(problem.g, problem.x0, forward="broyden", forward_options={"stop_on": "both"})

@@ -41,16 +41,20 @@ _SEVERITY = {"ok": 0, "not_converged": 1, "diverged": 2}
 
 def solve_status(stats: Sequence[SolveStats]) -> str:
     """Worst status over the solves: ok, not_converged or diverged (NaN counts as diverged)."""
-    worst = "ok"
+    seen = set()
     for s in stats:
         for part in (s.forward, s.backward):
-            if part is None:
-                continue
-            for status in part.status:
-                mapped = {"converged": "ok", "fixed_steps": "ok", "not_converged": "not_converged"}.get(status, "diverged")
-                if _SEVERITY[mapped] > _SEVERITY[worst]:
-                    worst = mapped
+            if part is not None:
+                seen.update(part.status)
+    worst = "ok"
+    for status in seen:  # a handful of distinct statuses, not one per sample
+        mapped = _STATUS_CLASS.get(status, "diverged")
+        if _SEVERITY[mapped] > _SEVERITY[worst]:
+            worst = mapped
     return worst
+
+
+_STATUS_CLASS = {"converged": "ok", "fixed_steps": "ok", "not_converged": "not_converged"}
 
 
 @dataclass

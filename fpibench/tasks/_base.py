@@ -145,7 +145,7 @@ class Task:
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        return float(loss.detach())
+        return loss.item()
 
     def evaluate(self, model: nn.Module) -> Dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError

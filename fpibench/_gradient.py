@@ -176,9 +176,10 @@ class AdjointGradient(GradientMethod):
     """
 
     def attach(self, f, x_star, ctx):
-        with torch.enable_grad():
-            y00 = f(x_star)
-        if not (torch.is_grad_enabled() and y00.requires_grad):
+        if not torch.is_grad_enabled():
+            return x_star  # inference: nothing to attach, so no extra evaluation of g
+        y00 = f(x_star)
+        if not y00.requires_grad:
             return y00.detach()
         link = _PassLink()
         point = _ImplicitPoint.apply(y00, link, self, f, ctx)

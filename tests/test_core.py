@@ -441,3 +441,21 @@ def test_broyden_residual_stopping_rule_stops_on_the_returned_points_residual():
     assert int(resid.stats.forward.iterations.max()) <= int(step.stats.forward.iterations.max())
     with pytest.raises(fpibench.OptionError, match="stop_on"):
         fpibench.fixed_point(problem.g, problem.x0, forward="broyden", forward_options={"stop_on": "both"})
+
+
+def test_inference_solve_calls_g_only_in_the_solver():
+    """Under no_grad nothing is attached: g runs exactly the solver's nfev times, no graph is built."""
+    problem = tanh_problem(0.9)
+    calls = {"n": 0, "graph": 0}
+
+    def g(x):
+        calls["n"] += 1
+        calls["graph"] += torch.is_grad_enabled()
+        return problem.g(x)
+
+    with torch.no_grad():
+        sol = fpibench.fixed_point(g, problem.x0, forward="picard", backward="backward_fpi", tol=1e-10, max_iter=500)
+    assert calls["n"] == sol.stats.forward.nfev and calls["graph"] == 0
+    assert not sol.value.requires_grad
+    residual = torch.linalg.vector_norm(problem.g(sol.value) - sol.value, dim=1)
+    assert (residual <= 1e-9 * torch.linalg.vector_norm(sol.value, dim=1) + 1e-12).all()

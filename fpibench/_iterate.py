@@ -51,6 +51,11 @@ class FixedPointSolver:
     name = "solver"
     #: True when the solver is only valid for affine maps (GMRES).
     linear_only = False
+    #: False for quasi-Newton solvers (Anderson, Broyden), whose steps may legitimately swing
+    #: far above their smallest before converging: the loop then stops a sample early only on
+    #: convergence or non-finite values; unconverged at the end with a grown step is still
+    #: reported as ``diverged``.
+    stops_on_growth = True
 
     def init(self, f: Map, x0: torch.Tensor) -> SolverState:
         return SolverState(x0)
@@ -219,16 +224,19 @@ class _Ledger:
             self.floored[i] = self.xp.maximum(step, self.floor * scale)
         self.n = i + 1
 
-    def check(self, control: IterationControl, relative: bool):
+    def check(self, control: IterationControl, relative: bool, stop_on_growth: bool = True):
         """The convergence test after iteration n: stop samples that converged (step < tol,
-        relative to ‖x_n‖ or absolute), went non-finite, or blew up (step > factor × smallest)."""
+        relative to ‖x_n‖ or absolute), went non-finite, or (``stop_on_growth``) blew up
+        (step > factor × smallest)."""
         n, start = self.n, self.last_check
         block = self.floored[n - 1] if n - start == 1 else self.xp.amin(self.floored[start:n], 0)
         self.iters += self.active * (n - start)  # active was constant through the block
         self.best = self.xp.minimum(self.best, block)
         step = self.steps[n - 1]
         threshold = control.tol * (self.scales[n - 1] + control.eps) if relative else control.tol
-        self.active = self.active & (step >= threshold) & self.xp.isfinite(step) & (step <= control.divergence_factor * self.best)
+        self.active = self.active & (step >= threshold) & self.xp.isfinite(step)
+        if stop_on_growth:
+            self.active = self.active & (step <= control.divergence_factor * self.best)
         self.last_check = n
         return self.active
 
@@ -288,6 +296,7 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
     dtype = x0.dtype if x0.dtype.is_floating_point else torch.float32
     ledger = _Ledger(batch, dtype, device, host, control.max_iter)
     graph = torch.is_grad_enabled()  # unrolling records the loop: measure on detached values
+    stop_on_growth = getattr(solver, "stops_on_growth", True)
     state = solver.init(counted, x0)
     frozen = None  # torch mask of the samples still iterating, once one has stopped
     for n in range(1, control.max_iter + 1):
@@ -311,7 +320,7 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         if frozen is not None:
             state.x = torch.where(frozen.unsqueeze(1), state.x, x_prev)
         if n % control.check_every == 0 or n == control.max_iter:
-            active = ledger.check(control, relative)
+            active = ledger.check(control, relative, stop_on_growth)
             if not host_any(active):
                 break
             if not host:

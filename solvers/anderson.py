@@ -32,6 +32,7 @@ class Anderson(FixedPointSolver):
     beta: float = 1.0
     lam: float = 1e-4
     name = "anderson"
+    stops_on_growth = False  # quasi-Newton steps swing before they settle
 
     def __post_init__(self):
         if not isinstance(self.m, int) or isinstance(self.m, bool) or self.m < 1:

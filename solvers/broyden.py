@@ -40,6 +40,7 @@ class Broyden(FixedPointSolver):
     step_size: float = 1.0
     stop_on: str = "step"
     name = "broyden"
+    stops_on_growth = False  # quasi-Newton steps swing before they settle
 
     def __post_init__(self):
         if self.stop_on not in ("step", "residual"):

@@ -459,3 +459,27 @@ def test_inference_solve_calls_g_only_in_the_solver():
     assert not sol.value.requires_grad
     residual = torch.linalg.vector_norm(problem.g(sol.value) - sol.value, dim=1)
     assert (residual <= 1e-9 * torch.linalg.vector_norm(sol.value, dim=1) + 1e-12).all()
+
+
+class _SwingingSolver(fpibench.FixedPointSolver):
+    """Steps shrink to 1e-6, swing once to 10 (a quasi-Newton excursion), then land on the point."""
+
+    name = "swing"
+
+    def step(self, f, state):
+        state.k = getattr(state, "k", 0) + 1
+        offset = {8: 10.0}.get(state.k, 0.0 if state.k > 8 else 10.0 ** -state.k)
+        state.x = torch.ones_like(state.x) + offset
+        return state
+
+
+@pytest.mark.parametrize("stops_on_growth,expected", [(True, "diverged"), (False, "converged")])
+def test_quasi_newton_solvers_are_not_stopped_for_a_swing(stops_on_growth, expected):
+    solver = _SwingingSolver()
+    solver.stops_on_growth = stops_on_growth
+    control = fpibench.IterationControl(tol=1e-9, max_iter=50, criterion="absolute")
+    x, stats = fpibench.iterate(solver, lambda x: x, torch.zeros(2, 3, dtype=DT), control)
+    assert stats.status == [expected] * 2
+    assert fpibench.FORWARD.create("anderson").stops_on_growth is False
+    assert fpibench.FORWARD.create("broyden").stops_on_growth is False
+    assert fpibench.FORWARD.create("picard").stops_on_growth is True

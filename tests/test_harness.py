@@ -137,6 +137,19 @@ def test_training_cell_records_epochs_and_study_rows():
     assert out["columns"]["dtype"] == "float32" and out["columns"]["device"] == "cpu"
 
 
+@needs_data
+def test_flow_cell_studies_the_training_loss_after_evaluation():
+    """Evaluation leaves the model in eval mode (FlowNetS then returns one flow); the final
+    gradient study must differentiate the multi-scale training loss all the same."""
+    cell = Cell("optical_flow", "fpi_nn", "anderson", "backward_fpi", epochs=1,
+                task_options={"width": 1 / 32, "n_train": 4, "train_size": [64, 64], "batch_size": 2, "max_iter": 15})
+    out = run_cell(cell.to_dict(), data_dir=DATA, repeats=1)
+    assert out["status"] in ("ok", "not_converged")
+    for epoch in (0, 1):
+        assert _metric(out["rows"], "gradient", "grad_rel_error", epoch)
+    assert _metric(out["rows"], "train", "aepe_zero_flow_examples")[0]["value"] > 10
+
+
 # -- driver: store, resume, executors -------------------------------------------------------
 def _tiny_probe_cells(n=3):
     return expand_sweep({"task": "contractive_tanh", "backward": ["backward_fpi", "neumann", "jfb"][:n],

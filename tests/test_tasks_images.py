@@ -113,3 +113,16 @@ def test_bad_option_values():
         get("denoise", "quick", dataset="chairs")  # needs chairs_root
     with pytest.raises(fpibench.OptionError):
         get("optical_flow", "quick", train_size=(100, 128))
+
+
+def test_flow_reports_the_zero_flow_reference(tasks):
+    """The zero-flow aEPE, recomputed with numpy from the raw samples: a floor every model must beat."""
+    import numpy as np
+
+    task = tasks["optical_flow"]
+    model = task.build_model("flownets", seed=0).eval()
+    with torch.no_grad():
+        result = task.evaluate(model)
+    samples = fpibench.data.load_chairs_examples()
+    expected = np.mean([np.linalg.norm(np.asarray(flow, dtype=np.float64), axis=-1).mean() for *_, flow in samples])
+    assert result["aepe_zero_flow_examples"] == pytest.approx(expected, rel=1e-5)

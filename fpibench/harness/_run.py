@@ -225,6 +225,7 @@ def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, p
         bar.set_postfix({task.metric: f"{metrics.get(task.metric, math.nan):.4g}"})
     bar.close()
     if study:
+        model.train()  # the study differentiates the training loss (evaluation left it in eval mode)
         _study_rows(task, model, probe_batch, cell, epochs, out, repeats, curves=False)
     return task, str(next(model.parameters()).dtype).replace("torch.", "")
 

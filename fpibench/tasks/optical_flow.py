@@ -226,7 +226,10 @@ class OpticalFlow(Task):
         return total / count
 
     def evaluate(self, model):
-        out = {"aepe_chairs_examples": self._aepe(model, *self.data["examples"])}
+        frames, flow = self.data["examples"]
+        # the zero-flow reference: a model that learned nothing about motion scores about this
+        out = {"aepe_chairs_examples": self._aepe(model, frames, flow),
+               "aepe_zero_flow_examples": float(metrics.epe_map(torch.zeros_like(flow), flow).mean())}
         if "val" in self.data:
             val = self.data["val"]
             n = min(len(val), self.config.val_limit) if self.config.val_limit else len(val)

@@ -320,6 +320,13 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         if frozen is not None:
             state.x = torch.where(frozen.unsqueeze(1), state.x, x_prev)
         if n % control.check_every == 0 or n == control.max_iter:
+            # a sample whose step just went non-finite keeps its last iterate (status nonfinite)
+            if host:
+                blown = ~np.isfinite(step)
+                if blown.any():
+                    state.x = torch.where(torch.from_numpy(blown).unsqueeze(1), x_prev, state.x)
+            else:
+                state.x = torch.where(~torch.isfinite(step).unsqueeze(1), x_prev, state.x)
             active = ledger.check(control, relative, stop_on_growth)
             if not host_any(active):
                 break

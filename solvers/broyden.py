@@ -98,8 +98,10 @@ class Broyden(FixedPointSolver):
         v = self._apply_transposed(us, vs, dx)
         br_new = self._apply(us, vs, r_new)
         denom = (v * dr).sum(dim=1, keepdim=True)
-        tiny = torch.finfo(x.dtype).tiny ** 0.5
-        safe = denom.abs() > tiny
+        # skip the update where vᵀΔr is rounding noise relative to ‖v‖‖Δr‖ (near convergence,
+        # or once the memory spans a small state's whole space): dividing by it blows B up
+        scale = torch.linalg.vector_norm(v, dim=1, keepdim=True) * torch.linalg.vector_norm(dr, dim=1, keepdim=True)
+        safe = denom.abs() > torch.finfo(x.dtype).eps * scale + torch.finfo(x.dtype).tiny ** 0.5
         # u = (Δx − B Δr) / (vᵀΔr) with B Δr = B r_{k+1} − B r_k
         u = torch.where(safe, (dx - (br_new - br)) / torch.where(safe, denom, torch.ones_like(denom)), torch.zeros_like(dx))
         slot = state.k % self.m

@@ -483,3 +483,20 @@ def test_quasi_newton_solvers_are_not_stopped_for_a_swing(stops_on_growth, expec
     assert fpibench.FORWARD.create("anderson").stops_on_growth is False
     assert fpibench.FORWARD.create("broyden").stops_on_growth is False
     assert fpibench.FORWARD.create("picard").stops_on_growth is True
+
+
+def test_a_sample_that_goes_nonfinite_keeps_its_last_finite_iterate():
+    calls = {"n": 0}
+
+    def g(x):
+        calls["n"] += 1
+        out = 0.5 * x + 1
+        if calls["n"] >= 6:  # sample 1 blows up at the 6th call
+            out = torch.cat([out[:1], out[1:2] * float("inf"), out[2:]])
+        return out
+
+    with pytest.warns(fpibench.FixedPointWarning, match="nonfinite"), torch.no_grad():  # the solver's own point
+        sol = fpibench.fixed_point(g, torch.zeros(3, 2, dtype=DT), forward="picard", tol=1e-10, max_iter=200)
+    assert sol.stats.forward.status == ["converged", "nonfinite", "converged"]
+    assert torch.isfinite(sol.value).all()
+    assert torch.allclose(sol.value[1], torch.full((2,), 2 - 2 * 0.5**5, dtype=DT))  # its 5th (last finite) iterate

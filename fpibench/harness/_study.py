@@ -283,7 +283,9 @@ class TaskProblem(StudyProblem):
                         loss = self.task.loss(model, batch)
                         grads = torch.autograd.grad(loss, params, allow_unused=True)
                     break
-                except (JacobianTooLargeError, torch.linalg.LinAlgError) as exc:  # too large or I − J singular
+                except (JacobianTooLargeError, torch.linalg.LinAlgError, RuntimeError) as exc:
+                    # too large, I − J singular, or a non-finite system (lu_solve's pivot error):
+                    # the next reference method is tried and the failure is recorded
                     failure = f"{type(exc).__name__}: {exc}"
             else:
                 return None, f"reference gradient failed ({failure[:200]})"

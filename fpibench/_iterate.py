@@ -234,7 +234,8 @@ class _Ledger:
         self.best = self.xp.minimum(self.best, block)
         step = self.steps[n - 1]
         threshold = control.tol * (self.scales[n - 1] + control.eps) if relative else control.tol
-        self.active = self.active & (step >= threshold) & self.xp.isfinite(step)
+        self.blown = ~self.xp.isfinite(step)  # went non-finite at this step
+        self.active = self.active & (step >= threshold) & ~self.blown
         if stop_on_growth:
             self.active = self.active & (step <= control.divergence_factor * self.best)
         self.last_check = n
@@ -247,7 +248,7 @@ class _Ledger:
         steps = self.steps[:n]
         with np.errstate(all="ignore"):  # NaN/inf steps are judged here, not warned about
             res = steps / (self.scales[:n] + control.eps) if relative else steps
-            iters = self.iters if not fixed_steps else self.iters * 0 + n
+            iters = xp.full_like(self.iters, n) if fixed_steps else self.iters
             taken = self._arange(n)[:, None] < iters[None, :]
             trace = xp.where(taken, res, float("nan"))
             last, cols = (iters - 1).clip(min=0), self._arange(self.batch)
@@ -256,7 +257,7 @@ class _Ledger:
             finite = xp.isfinite(final) & (finite_x.numpy() if self.host else finite_x)
             diverged = finite & (step_final > control.divergence_factor * smallest)
             grew = step_final > control.divergence_factor**0.5 * smallest
-            converged = ~self.active & (final < (float('-inf') if fixed_steps else control.tol))
+            converged = ~self.active & (final < (control.tol or 0.0))  # unused under fixed steps
         flags = [finite, diverged, converged, grew]
         cpu = (lambda a: torch.from_numpy(np.ascontiguousarray(a))) if self.host else (lambda t: t.cpu())
         finite_l, diverged_l, converged_l, grew_l = (cpu(f).tolist() for f in flags)
@@ -320,14 +321,12 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         if frozen is not None:
             state.x = torch.where(frozen.unsqueeze(1), state.x, x_prev)
         if n % control.check_every == 0 or n == control.max_iter:
-            # a sample whose step just went non-finite keeps its last iterate (status nonfinite)
-            if host:
-                blown = ~np.isfinite(step)
-                if blown.any():
-                    state.x = torch.where(torch.from_numpy(blown).unsqueeze(1), x_prev, state.x)
-            else:
-                state.x = torch.where(~torch.isfinite(step).unsqueeze(1), x_prev, state.x)
             active = ledger.check(control, relative, stop_on_growth)
+            # a sample whose step just went non-finite keeps its last iterate (status nonfinite)
+            if not host:
+                state.x = torch.where(ledger.blown.unsqueeze(1), x_prev, state.x)
+            elif not active.all() and ledger.blown.any():
+                state.x = torch.where(torch.from_numpy(ledger.blown).unsqueeze(1), x_prev, state.x)
             if not host_any(active):
                 break
             if not host:

@@ -284,8 +284,10 @@ class TaskProblem(StudyProblem):
                         grads = torch.autograd.grad(loss, params, allow_unused=True)
                     break
                 except (JacobianTooLargeError, torch.linalg.LinAlgError, RuntimeError) as exc:
-                    # too large, I − J singular, or a non-finite system (lu_solve's pivot error):
-                    # the next reference method is tried and the failure is recorded
+                    # too large, I − J singular, or lu_solve refusing the factorisation (its
+                    # "pivots" error): the next reference method is tried, the failure recorded
+                    if type(exc) is RuntimeError and "pivots" not in str(exc).lower():
+                        raise
                     failure = f"{type(exc).__name__}: {exc}"
             else:
                 return None, f"reference gradient failed ({failure[:200]})"

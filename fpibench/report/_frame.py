@@ -8,6 +8,7 @@ from the rows (``headline`` flag) with the task registry as fallback.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from pathlib import Path
 
@@ -74,8 +75,6 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
 def _setting_label(options: str) -> str:
     """The training budget a cell departs from its preset with ("epochs=10", "train_limit=0,
     epochs=20"), from its options JSON; σ has its own column.  "" = the preset as is."""
-    import json
-
     try:
         parsed = json.loads(options) if options else {}
     except ValueError:

@@ -34,6 +34,13 @@ class EnergyStep(nn.Module):
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return x - self.step * energy_gradient(self.energy, x, z)
 
+    def bind(self, z: torch.Tensor):
+        """g(·, z); uses ``energy.bind(z)`` (work on z alone done once per solve) when defined."""
+        if not hasattr(self.energy, "bind"):
+            return lambda x: self(x, z)
+        energy = self.energy.bind(z)
+        return lambda x: x - self.step * energy_gradient(energy, x)
+
     def init_state(self, z: torch.Tensor) -> torch.Tensor:
         if hasattr(self.energy, "init_state"):
             return self.energy.init_state(z)

@@ -72,7 +72,7 @@ def fixed_point(
     may itself call ``torch.autograd.grad`` (FPI_GD layers).  With ``batch=True``
     dimension 0 of x indexes independent problems: convergence, solver state and
     Jacobians are per sample.  ``forward_options`` go to the forward solver (plus the loop
-    options ``criterion``, ``check_every``, ``divergence_factor``); ``backward_options`` to
+    options ``criterion``, ``check_every``, ``divergence_factor``, ``rounding_floor``); ``backward_options`` to
     the gradient method.  ``strict=True`` raises :class:`FixedPointError` when the forward
     or backward solve fails instead of warning.
     """

@@ -200,6 +200,7 @@ class IterativeOptions:
     criterion: Optional[str] = None
     check_every: int = 1
     divergence_factor: Optional[float] = None
+    rounding_floor: Optional[bool] = None
 
 
 class IterativeAdjoint(AdjointGradient):
@@ -216,6 +217,7 @@ class IterativeAdjoint(AdjointGradient):
             criterion=fwd.criterion if self.criterion is None else self.criterion,
             check_every=self.check_every,
             divergence_factor=fwd.divergence_factor if self.divergence_factor is None else self.divergence_factor,
+            rounding_floor=fwd.rounding_floor if self.rounding_floor is None else self.rounding_floor,
         )
 
     def adjoint(self, f, y, v, create_graph, ctx):

@@ -90,6 +90,11 @@ class IterationControl:
     too (otherwise ``not_converged``).  Steps below the rounding floor √ε·‖x_n‖ of the dtype
     count as that floor, so a solver that stalls at rounding level (float32 plateaus) and
     then moves by a small amount is not mistaken for a divergent one.
+    ``rounding_floor``: a step ‖x_{n+1} − x_n‖ ≤ ε‖x_n‖ (ε the dtype's machine epsilon: the
+    iterate moves by at most about one rounding unit) counts as converged whatever ``tol``
+    says, so a tolerance below the dtype's resolution (the paper's relative 1e-8 in float32)
+    ends once the iterate is exact to rounding instead of cycling between neighbouring floats
+    until ``max_iter``.  ``False`` keeps the bare tolerance.
     """
 
     tol: Optional[float] = 1e-6
@@ -97,6 +102,7 @@ class IterationControl:
     criterion: str = "relative"
     check_every: int = 1
     divergence_factor: float = 1e4
+    rounding_floor: bool = True
     eps: float = 1e-12
 
     def __post_init__(self):
@@ -111,6 +117,8 @@ class IterationControl:
             raise OptionError(f"check_every must be an integer >= 1, got {self.check_every!r}")
         if not self.divergence_factor > 1:
             raise OptionError(f"divergence_factor must be > 1, got {self.divergence_factor!r}")
+        if not isinstance(self.rounding_floor, bool):
+            raise OptionError(f"rounding_floor must be True or False, got {self.rounding_floor!r}")
 
     @classmethod
     def option_names(cls) -> set[str]:
@@ -188,7 +196,8 @@ class _Ledger:
 
     def __init__(self, batch: int, dtype: torch.dtype, device: torch.device, host: bool, max_iter: int):
         self.host, self.batch, self.max_iter = host, batch, max_iter
-        self.floor = float(torch.finfo(dtype).eps) ** 0.5 if dtype.is_floating_point else 0.0
+        self.machine_eps = float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
+        self.floor = self.machine_eps**0.5
         if host:
             self.xp, np_dtype = np, _HOST_DTYPES[dtype]
             self._empty = lambda rows: np.empty((rows, batch), dtype=np_dtype)
@@ -233,13 +242,21 @@ class _Ledger:
         self.iters += self.active * (n - start)  # active was constant through the block
         self.best = self.xp.minimum(self.best, block)
         step = self.steps[n - 1]
-        threshold = control.tol * (self.scales[n - 1] + control.eps) if relative else control.tol
+        threshold = self.threshold(control, relative, self.scales[n - 1])
         self.blown = ~self.xp.isfinite(step)  # went non-finite at this step
         self.active = self.active & (step >= threshold) & ~self.blown
         if stop_on_growth:
             self.active = self.active & (step <= control.divergence_factor * self.best)
         self.last_check = n
         return self.active
+
+    def threshold(self, control: IterationControl, relative: bool, scale):
+        """The step length under which a sample has converged, given ‖x_n‖ (``scale``)."""
+        threshold = control.tol * (scale + control.eps) if relative else control.tol
+        if control.rounding_floor:
+            floor = self.machine_eps * scale
+            threshold = floor.clip(min=threshold) if not relative else self.xp.maximum(threshold, floor)
+        return threshold
 
     def finish(self, control: IterationControl, relative: bool, fixed_steps: bool, finite_x: torch.Tensor):
         """Per-sample iterations, residual trace (NaN after a sample stopped), final residual
@@ -257,7 +274,10 @@ class _Ledger:
             finite = xp.isfinite(final) & (finite_x.numpy() if self.host else finite_x)
             diverged = finite & (step_final > control.divergence_factor * smallest)
             grew = step_final > control.divergence_factor**0.5 * smallest
-            converged = ~self.active & (final < (control.tol or 0.0))  # unused under fixed steps
+            if fixed_steps:
+                converged = xp.zeros_like(finite)
+            else:
+                converged = ~self.active & (step_final < self.threshold(control, relative, self.scales[last, cols]))
         flags = [finite, diverged, converged, grew]
         cpu = (lambda a: torch.from_numpy(np.ascontiguousarray(a))) if self.host else (lambda t: t.cpu())
         finite_l, diverged_l, converged_l, grew_l = (cpu(f).tolist() for f in flags)

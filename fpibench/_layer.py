@@ -12,9 +12,12 @@ from ._fixed_point import Solution, fixed_point
 class FixedPointLayer(nn.Module):
     """x̂ = g(x̂, z; θ) as a layer: ``layer(z) -> x̂`` (Jeon, Lee & Choi 2021).
 
-    ``g_module(x, z)`` returns the next iterate.  The start x₀ is ``init(z)`` when given,
-    else ``g_module.init_state(z)`` when g_module defines it, else ``zeros_like(z)`` (the
-    paper starts from zero).  The last solve's stats are in ``layer.last_stats``.
+    ``g_module(x, z)`` returns the next iterate.  When g_module defines ``bind(z)``, the
+    solve iterates the map it returns, g(·, z) with the work that depends on z alone (e.g.
+    the input half of a linear layer on [x; z]) done once per solve instead of once per
+    iteration.  The start x₀ is ``init(z)`` when given, else ``g_module.init_state(z)`` when
+    g_module defines it, else ``zeros_like(z)`` (the paper starts from zero).  The last
+    solve's stats are in ``layer.last_stats``.
     """
 
     def __init__(
@@ -49,8 +52,9 @@ class FixedPointLayer(nn.Module):
 
     def forward(self, z: torch.Tensor, x0: Optional[torch.Tensor] = None) -> torch.Tensor:
         x0 = self.initial_state(z) if x0 is None else x0
+        g = self.g.bind(z) if hasattr(self.g, "bind") else (lambda x: self.g(x, z))
         sol = fixed_point(
-            lambda x: self.g(x, z),
+            g,
             x0,
             forward=self.forward_method,
             backward=self.backward_method,

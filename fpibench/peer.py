@@ -290,7 +290,7 @@ def saved_bytes_ratio(problem: Problem, low: int = 10, high: int = 200) -> tuple
             warnings.simplefilter("ignore", FixedPointWarning)
             with saved_tensor_bytes() as saved:
                 sol = fixed_point(problem.g, problem.x0, forward="picard", backward="backward_fpi",
-                                  tol=1e-300, max_iter=iters)
+                                  tol=1e-300, max_iter=iters, forward_options={"rounding_floor": False})
         done = int(sol.stats.forward.iterations.max())
         if done != iters:
             raise RuntimeError(f"saved-bytes probe ran {done} forward iterations, wanted {iters}")

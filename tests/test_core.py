@@ -119,7 +119,7 @@ def test_convergence_test_is_the_only_sync_and_runs_every_k_iterations(monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fpibench.FixedPointWarning)
         sol = fpibench.fixed_point(problem.g, problem.x0, forward="picard", tol=1e-300, max_iter=40,
-                                   forward_options={"check_every": check_every})
+                                   forward_options={"check_every": check_every, "rounding_floor": False})
     assert len(calls) == expected
     assert int(sol.stats.forward.iterations.max()) == 40
 
@@ -129,7 +129,8 @@ def _saved_bytes(method, iters):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fpibench.FixedPointWarning)
         with fpibench.saved_tensor_bytes() as saved:
-            sol = fpibench.fixed_point(problem.g, problem.x0, forward="picard", backward=method, tol=1e-300, max_iter=iters)
+            sol = fpibench.fixed_point(problem.g, problem.x0, forward="picard", backward=method, tol=1e-300, max_iter=iters,
+                                       forward_options={"rounding_floor": False})
     assert int(sol.stats.forward.iterations.max()) == iters
     return saved.bytes
 
@@ -500,3 +501,39 @@ def test_a_sample_that_goes_nonfinite_keeps_its_last_finite_iterate():
     assert sol.stats.forward.status == ["converged", "nonfinite", "converged"]
     assert torch.isfinite(sol.value).all()
     assert torch.allclose(sol.value[1], torch.full((2,), 2 - 2 * 0.5**5, dtype=DT))  # its 5th (last finite) iterate
+
+
+@pytest.mark.parametrize("criterion", ["relative", "absolute"])
+def test_tolerance_below_float32_resolution_stops_at_rounding_level(criterion):
+    """tol 1e-10 cannot be met in float32 (the iterate cycles between neighbouring floats):
+    with the rounding floor the solve stops once ‖Δx‖ ≤ ε‖x‖, converged, and the result and
+    the backward-FPI gradient agree with the float64 closed form to float32 accuracy; with
+    ``rounding_floor=False`` it runs to max_iter unconverged."""
+    problem = linear_problem(d=32, batch=6, k=0.9)
+    A, B, z = (problem.leaves[k].detach().float().requires_grad_() for k in ("A", "B", "z"))
+    v = probe_vector(problem.x0)
+    exact = problem.closed_form(v)
+
+    def solve(floor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fpibench.FixedPointWarning)
+            sol = fpibench.fixed_point(lambda x: x @ A.T + z @ B.T, torch.zeros(6, 32), forward="picard",
+                                       backward="backward_fpi", tol=1e-10, max_iter=1000,
+                                       forward_options={"criterion": criterion, "rounding_floor": floor})
+            grads = torch.autograd.grad(sol.value, [A, B, z], v.float())
+        return sol, grads
+
+    sol, grads = solve(True)
+    fwd, bwd = sol.stats.forward, sol.stats.backward
+    assert set(fwd.status) == {"converged"} and set(bwd.status) == {"converged"}
+    assert int(fwd.iterations.max()) < 400 and int(bwd.iterations.max()) < 400
+    eps = torch.finfo(torch.float32).eps
+    assert float(fwd.residual.max()) <= (eps if criterion == "relative" else eps * float(sol.value.detach().norm(dim=1).max()))
+    for name, grad in zip(("A", "B", "z"), grads):
+        assert rel_err(grad.double(), exact[name]) < 1e-5, name
+
+    sol, _ = solve(False)
+    assert int(sol.stats.forward.iterations.min()) == 1000
+    assert "converged" not in sol.stats.forward.status
+    with pytest.raises(fpibench.OptionError, match="rounding_floor"):
+        fpibench.fixed_point(lambda x: x @ A.T, torch.zeros(6, 32), forward_options={"rounding_floor": "yes"})

@@ -137,6 +137,30 @@ def test_training_cell_records_epochs_and_study_rows():
     assert out["columns"]["dtype"] == "float32" and out["columns"]["device"] == "cpu"
 
 
+def test_failing_final_study_keeps_the_training_rows(monkeypatch):
+    """A trained model whose float64 reference solve ends in NaN made the loss raise; the
+    cell then lost every epoch.  The study's error is now a ``failed`` row with the reason."""
+    from fpibench.harness import _study
+
+    calls = []
+
+    def broken_reference(self):
+        calls.append(1)
+        if len(calls) > 1:  # the study at initialisation works, the final one fails
+            raise RuntimeError("all elements of input should be between 0 and 1")
+        return real(self)
+
+    real = _study.TaskProblem.reference
+    monkeypatch.setattr(_study.TaskProblem, "reference", broken_reference)
+    cell = Cell("box_constraint", "fpi_nn", "anderson", "backward_fpi", epochs=2, task_options={"n_train": 300})
+    rows = run_cell(cell.to_dict(), repeats=1)["rows"]
+    assert [r["epoch"] for r in _metric(rows, "train", "test_mse")] == [1, 2]
+    assert _metric(rows, "gradient", "grad_rel_error", 0)[0]["value"] < 1e-4
+    (failed,) = _metric(rows, "gradient", "grad_rel_error", 2)
+    assert failed["status"] == "failed" and math.isnan(failed["value"])
+    assert "RuntimeError: all elements of input" in failed["reason"]
+
+
 @needs_data
 def test_flow_cell_studies_the_training_loss_after_evaluation():
     """Evaluation leaves the model in eval mode (FlowNetS then returns one flow); the final

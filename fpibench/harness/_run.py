@@ -154,9 +154,18 @@ def _run_probe(cell: Cell, device, out: RowBuilder, repeats: int):
 
 # -- training ---------------------------------------------------------------------------
 def _study_rows(task, model, batch, cell: Cell, epoch: int, out: RowBuilder, repeats: int, curves: bool) -> None:
+    """The gradient study at this parameter state.  When it raises on the model as trained
+    (e.g. its float64 reference solve ends in NaN and the loss rejects it), the error goes
+    into a ``failed`` gradient row and the cell's training rows are kept."""
     problem = _study.TaskProblem(task, model, batch)
-    reference = problem.reference()
-    metrics, status, note = _study.measure(problem, cell.backward, cell.backward_options, repeats, reference)
+    try:
+        reference = problem.reference()
+        metrics, status, note = _study.measure(problem, cell.backward, cell.backward_options, repeats, reference)
+    except (RuntimeError, ValueError) as exc:  # FixedPointError is a RuntimeError
+        reason = f"gradient study failed: {type(exc).__name__}: {exc}"[:300]
+        out.add_many("gradient", {"grad_rel_error": math.nan, "grad_cosine": math.nan}, epoch=epoch,
+                     status="failed", reason=reason)
+        return
     out.add_many("gradient", metrics, epoch=epoch, status=status, reason=note)
     if curves:
         for budget, m, st in _study.gradient_curve(problem, cell.backward, cell.backward_options, reference=reference):

@@ -254,8 +254,7 @@ class _Ledger:
         """The step length under which a sample has converged, given ‖x_n‖ (``scale``)."""
         threshold = control.tol * (scale + control.eps) if relative else control.tol
         if control.rounding_floor:
-            floor = self.machine_eps * scale
-            threshold = floor.clip(min=threshold) if not relative else self.xp.maximum(threshold, floor)
+            threshold = (self.machine_eps * scale).clip(min=threshold)
         return threshold
 
     def finish(self, control: IterationControl, relative: bool, fixed_steps: bool, finite_x: torch.Tensor):

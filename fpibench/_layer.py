@@ -50,11 +50,16 @@ class FixedPointLayer(nn.Module):
             return self.g.init_state(z)
         return torch.zeros_like(z)
 
+    def map_for(self, z: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The map the solve iterates for input z: ``g_module.bind(z)`` when defined, else g(·, z)."""
+        if hasattr(self.g, "bind"):
+            return self.g.bind(z)
+        return lambda x: self.g(x, z)
+
     def forward(self, z: torch.Tensor, x0: Optional[torch.Tensor] = None) -> torch.Tensor:
         x0 = self.initial_state(z) if x0 is None else x0
-        g = self.g.bind(z) if hasattr(self.g, "bind") else (lambda x: self.g(x, z))
         sol = fixed_point(
-            g,
+            self.map_for(z),
             x0,
             forward=self.forward_method,
             backward=self.backward_method,

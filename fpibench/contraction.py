@@ -76,8 +76,7 @@ def trace(task_name: str, model_kind: str, forward: str, backward: str, steps: i
             loss = task.train_step(model, optimizer, batch)
             if step % every == 0:
                 stats = model.fpi.last_stats
-                z = batch[0]
-                g = model.fpi.g.bind(z) if hasattr(model.fpi.g, "bind") else (lambda x, z=z: model.fpi.g(x, z))
+                g = model.fpi.map_for(batch[0])
                 rho = spectral_radius(g, model.fpi.last_solution.value.detach(), iters=iters, seed=step)
                 rows.append({
                     "step": step, "loss": loss, "forward_status": _statuses(stats.forward),

@@ -7,6 +7,14 @@ overwritten), updated by Sherman–Morrison with Δx = x_{k+1} − x_k, Δr = r_
 
 (Broyden 1965; the limited-memory form used by Bai et al. 2019 for DEQs).
 
+When the m pairs are full, ``on_full="restart"`` (default) drops them all and starts again
+from B = −I at the current point; ``"overwrite"`` replaces the oldest pair, as Bai et al.'s
+and torchdeq's code do.  Overwriting is not a Broyden update: each pair was computed against
+the B that held the older ones, so dropping the oldest leaves a B that matches no secant
+history.  On a 64-dimensional quadratic-energy gradient step (contraction 0.9, float64)
+overwriting with m = 30 takes the residual from 1e-7 at step 50 to 5e21 at step 100
+(m = 10: 2e1 at step 30); restarting keeps converging.
+
 Cost per step: one call of g and two products with the stored pairs, Bᵀ Δx and B r_{k+1};
 B Δr = B r_{k+1} − B r_k reuses the previous product, and the next step's B' r_{k+1}
 follows from B r_{k+1} by the rank-one update (minus the overwritten pair once the memory
@@ -31,6 +39,7 @@ from fpibench.errors import OptionError
 class Broyden(FixedPointSolver):
     """Limited-memory Broyden with ``m`` stored rank-one updates and step size ``step_size``.
 
+    ``on_full``: ``"restart"`` or ``"overwrite"`` once m pairs are stored (see the module text).
     ``stop_on``: ``"step"`` (the loop's default, ‖x_{k+1} − x_k‖) or ``"residual"``: the
     stopping test reads ‖g(x_{k+1}) − x_{k+1}‖ of the returned point, which the step computes
     anyway (the rule of torchdeq and of most DEQ code).
@@ -39,12 +48,15 @@ class Broyden(FixedPointSolver):
     m: int = 30
     step_size: float = 1.0
     stop_on: str = "step"
+    on_full: str = "restart"
     name = "broyden"
     stops_on_growth = False  # quasi-Newton steps swing before they settle
 
     def __post_init__(self):
         if self.stop_on not in ("step", "residual"):
             raise OptionError(f"broyden: stop_on must be 'step' or 'residual', got {self.stop_on!r}")
+        if self.on_full not in ("restart", "overwrite"):
+            raise OptionError(f"broyden: on_full must be 'restart' or 'overwrite', got {self.on_full!r}")
         if not isinstance(self.m, int) or isinstance(self.m, bool) or self.m < 1:
             raise OptionError(f"broyden: memory m must be an integer >= 1, got {self.m!r}")
         if not self.step_size > 0:
@@ -88,6 +100,9 @@ class Broyden(FixedPointSolver):
         return -y + torch.bmm(torch.bmm(y.unsqueeze(1), us.transpose(1, 2)), vs).squeeze(1)
 
     def step(self, f, state):
+        if state.k == self.m and self.on_full == "restart":
+            # B = −I again; the stored pairs are ignored (only the first k slots are read)
+            state.k, state.br = 0, -state.r
         x, r, br = state.x, state.r, state.br
         used = min(state.k, self.m)  # slots beyond k are still zero: skip them
         us, vs = state.us[:, :used], state.vs[:, :used]

@@ -537,3 +537,29 @@ def test_tolerance_below_float32_resolution_stops_at_rounding_level(criterion):
     assert "converged" not in sol.stats.forward.status
     with pytest.raises(fpibench.OptionError, match="rounding_floor"):
         fpibench.fixed_point(lambda x: x @ A.T, torch.zeros(6, 32), forward_options={"rounding_floor": "yes"})
+
+
+@pytest.mark.parametrize("m", [5, 30])
+def test_broyden_keeps_converging_after_its_memory_is_full(m):
+    """Overwriting the oldest pair (Bai et al.'s limited memory) made the residual on this probe
+    grow from 1e-7 at step 50 to 5e21 at step 100; restarting from B = −I converges, in the
+    forward solve and as the adjoint, with the memory refilled many times over (m = 5)."""
+    from fpibench.tasks import get
+
+    inst = get("quadratic_energy", preset="quick", k=0.9, dim=64, batch=16).instance(0)
+    with torch.no_grad():
+        sol = fpibench.fixed_point(inst.g, inst.x0, forward="broyden", tol=1e-13, max_iter=400, forward_options={"m": m})
+        residual = torch.linalg.vector_norm(inst.g(sol.value) - sol.value, dim=1)
+    assert sol.stats.forward.status == ["converged"] * 16 and (residual < 1e-11).all()
+    assert int(sol.stats.forward.iterations.min()) > m  # the memory was full at least once
+    v = torch.randn(inst.x0.shape, dtype=inst.x0.dtype, generator=torch.Generator().manual_seed(1))
+    sol = fpibench.fixed_point(inst.g, inst.x0, forward="anderson", backward="broyden", tol=1e-13, max_iter=400,
+                               backward_options={"m": m, "tol": 1e-13, "max_iter": 400})
+    names = list(inst.leaves)
+    grads = torch.autograd.grad((sol.value * v).sum(), [inst.leaves[n] for n in names])
+    reference = inst.reference(v)
+    for name, got in zip(names, grads):
+        ref = reference[name]
+        assert torch.allclose(got, ref, rtol=1e-8, atol=1e-10), name
+    with pytest.raises(fpibench.OptionError, match="on_full"):
+        fpibench.FORWARD.create("broyden", {"on_full": "drop"})

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from fpibench import results
 from fpibench.errors import OptionError, UnknownMethodError
@@ -292,3 +293,45 @@ def test_shipped_sweeps_expand_by_name():
         assert load_sweep_file(name), name
     with pytest.raises(SweepError, match="named sweeps: "):
         load_sweep_file("no-such-sweep")
+
+
+def test_reference_uses_picard_where_the_anderson_reference_diverges():
+    """Box FPI_GD at initialisation: Anderson diverges on the float64 reference solve (the energy
+    is non-convex), Picard does not; the reference keeps Picard's gradient and says so."""
+    from fpibench.harness._study import TaskProblem
+    from fpibench.tasks import FPIConfig, get
+
+    task = get("box_constraint", preset="quick")
+    model = task.build_model("fpi_gd", FPIConfig(forward="picard", backward="backward_fpi"), seed=0)
+    grads, note = TaskProblem(task, model, task.probe_batch(0)).reference()
+    assert grads is not None and all(torch.isfinite(g).all() for g in grads)
+    assert note.startswith("reference forward picard (anderson diverged)")
+
+
+def test_picard_reference_gives_the_anderson_reference_gradient(monkeypatch):
+    """Where both forwards converge the fallback changes nothing: the Picard reference (reached by
+    making the first forward fail) equals the Anderson one to float64 accuracy."""
+    from fpibench.harness import _study
+    from fpibench.tasks import FPIConfig, get
+
+    task = get("box_constraint", preset="quick")
+    model = task.build_model("fpi_nn", FPIConfig(), seed=0)
+    problem = _study.TaskProblem(task, model, task.probe_batch(0))
+    anderson, note = problem.reference()
+    assert note == ""
+    monkeypatch.setattr(_study, "REFERENCE_FORWARDS", ("no_such_solver", "picard"))
+    picard, note = problem.reference()
+    assert note.startswith("reference forward picard (no_such_solver failed)")
+    a, p = torch.cat([g.flatten() for g in anderson]), torch.cat([g.flatten() for g in picard])
+    assert float((a - p).norm() / a.norm()) < 1e-6  # float32 storage of a float64 solve
+
+
+def test_reference_failure_names_every_forward(monkeypatch):
+    from fpibench.harness import _study
+    from fpibench.tasks import FPIConfig, get
+
+    task = get("box_constraint", preset="quick")
+    model = task.build_model("fpi_nn", FPIConfig(), seed=0)
+    monkeypatch.setattr(_study, "REFERENCE_FORWARDS", ("no_such_solver",))
+    grads, note = _study.TaskProblem(task, model, task.probe_batch(0)).reference()
+    assert grads is None and "no_such_solver" in note and note.startswith("reference gradient failed")

@@ -37,6 +37,8 @@ FORWARD_BUDGETS = (5, 10, 20, 50, 100, 200)
 CURVE_TOL = 1e-12  # iterative backward methods run to their budget (or to 8 eps of the dtype) on the curve
 
 _SEVERITY = {"ok": 0, "not_converged": 1, "diverged": 2}
+#: forward solvers the float64 reference tries, in order, until one solves cleanly
+REFERENCE_FORWARDS = ("anderson", "picard")
 
 
 def solve_status(stats: Sequence[SolveStats]) -> str:
@@ -263,7 +265,12 @@ class TaskProblem(StudyProblem):
         return Run(loss=loss, stats=[layer.last_stats for layer in self.layers])
 
     def reference(self):
-        from ..errors import JacobianTooLargeError
+        """Float64 gradient with the forward of :data:`REFERENCE_FORWARDS` that solves best.
+
+        Anderson first; when its solve is not clean (it diverges on some trained models whose
+        Picard iteration converges, e.g. Bibtex FPI_NN trained with a Picard forward), Picard
+        is tried and the better of the two is kept; the note says which was used and why.
+        """
         from ..tasks import fpi_layers
 
         model = copy.deepcopy(self.model).double()
@@ -272,28 +279,47 @@ class TaskProblem(StudyProblem):
         params = [p for p in model.parameters() if p.requires_grad]
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
+        tried = []  # (severity, forward, grads or None, status or failure)
         try:
-            loss = None
-            for backward in ("jacobian_inverse", "gmres"):
-                opts = {"memory_budget": self.ref_memory} if backward == "jacobian_inverse" else {"tol": self.ref_tol, "max_iter": 1000}
-                attrs = dict(forward_method="anderson", tol=self.ref_tol, max_iter=self.ref_max_iter,
-                             forward_options={"criterion": "relative"}, backward_method=backward, backward_options=opts)
-                try:
-                    with self._configured(layers, **attrs):
-                        loss = self.task.loss(model, batch)
-                        grads = torch.autograd.grad(loss, params, allow_unused=True)
+            for forward in REFERENCE_FORWARDS:
+                grads, status = self._reference_gradient(model, batch, layers, params, forward)
+                severity = _SEVERITY.get(status, len(_SEVERITY)) if grads is not None else len(_SEVERITY) + 1
+                tried.append((severity, forward, grads, status))
+                if severity == 0:
                     break
-                except (JacobianTooLargeError, torch.linalg.LinAlgError, RuntimeError) as exc:
-                    # too large, I − J singular, or lu_solve refusing the factorisation (its
-                    # "pivots" error): the next reference method is tried, the failure recorded
-                    if type(exc) is RuntimeError and "pivots" not in str(exc).lower():
-                        raise
-                    failure = f"{type(exc).__name__}: {exc}"
-            else:
-                return None, f"reference gradient failed ({failure[:200]})"
         finally:
             torch.set_default_dtype(default)
-        stats = [layer.last_stats for layer in layers]
-        status = solve_status(stats)
+        severity, forward, grads, status = min(tried, key=lambda t: t[0])
+        if grads is None:
+            return None, f"reference gradient failed ({status[:200]})"
         note = "" if status == "ok" else f"reference solve {status} (float64, tol {self.ref_tol})"
+        if forward != REFERENCE_FORWARDS[0]:
+            first = tried[0]
+            why = first[3] if first[2] is not None else "failed"
+            note = "; ".join(filter(None, [f"reference forward {forward} ({tried[0][1]} {why})", note]))
         return [(g if g is not None else torch.zeros_like(p)).to(q.dtype) for g, p, q in zip(grads, params, self.params)], note
+
+    def _reference_gradient(self, model, batch, layers, params, forward):
+        """(gradients, solve status) with ``forward`` and an exact adjoint, or (None, failure)."""
+        from ..errors import JacobianTooLargeError
+
+        failure = ""
+        for backward in ("jacobian_inverse", "gmres"):
+            opts = {"memory_budget": self.ref_memory} if backward == "jacobian_inverse" else {"tol": self.ref_tol, "max_iter": 1000}
+            attrs = dict(forward_method=forward, tol=self.ref_tol, max_iter=self.ref_max_iter,
+                         forward_options={"criterion": "relative"}, backward_method=backward, backward_options=opts)
+            try:
+                with self._configured(layers, **attrs):
+                    loss = self.task.loss(model, batch)
+                    grads = torch.autograd.grad(loss, params, allow_unused=True)
+            except (JacobianTooLargeError, torch.linalg.LinAlgError, RuntimeError, ValueError) as exc:
+                # too large, I − J singular, lu_solve refusing the factorisation (its "pivots"
+                # error), or a loss rejecting a NaN solve (BCE's "between 0 and 1"): the next
+                # method is tried; the message is kept and reported if every one fails
+                failure = f"{forward} forward, {backward}: {type(exc).__name__}: {exc}"
+                continue
+            if not all(g is None or bool(torch.isfinite(g).all()) for g in grads):
+                failure = f"{forward} forward, {backward}: non-finite gradient"
+                continue
+            return grads, solve_status([layer.last_stats for layer in layers])
+        return None, failure

@@ -60,16 +60,54 @@ class MeanSquaredEnergy(nn.Module):
         return self.net(torch.cat([x, z], dim=1)).pow(2).mean(dim=1)
 
     def bind(self, z):
-        """E(·, z); when ``net`` starts with a linear layer its z half is computed once."""
+        """E(·, z); when ``net`` starts with a linear layer its z half is computed once, and
+        when it is a stack of linear and ReLU layers the bound energy has ``gradient(x)``."""
         net = self.net
         if not (isinstance(net, nn.Sequential) and len(net) and isinstance(net[0], nn.Linear)):
             return lambda x: self(x, z)
         w_x, u = split_concat_linear(net[0], self.x_dim, z)
+        if all(isinstance(layer, (nn.Linear, nn.ReLU)) for layer in net[1:]):
+            return _BoundLinearReluMeanSquare(w_x, u, list(net[1:]))
         rest = net[1:]
         return lambda x: rest(F.linear(x, w_x) + u).pow(2).mean(dim=1)
 
     def init_state(self, z):
         return z.new_zeros(z.shape[0], self.x_dim)
+
+
+class _BoundLinearReluMeanSquare:
+    """E(x) = mean_j h(x)_j² for h = layers(W_x x + u), layers linear or ReLU, with
+
+        ∇ₓE = W_xᵀ D₁ W₂ᵀ D₂ ⋯ (2h/m),    D = diag(1[pre-activation > 0]),
+
+    written out (one matrix product per layer) instead of an autograd call per fixed-point
+    iteration.  Under a recorded graph the products are differentiated as usual; the masks
+    have zero derivative, as ReLU's backward has in autograd, so θ- and z-gradients through
+    g equal those of :func:`fpibench.energy_gradient`.
+    """
+
+    def __init__(self, w_x, u, layers):
+        self.w_x, self.u, self.layers = w_x, u, layers
+
+    def _forward(self, x):
+        h, masks = F.linear(x, self.w_x) + self.u, []
+        for layer in self.layers:
+            if isinstance(layer, nn.ReLU):
+                masks.append(h > 0)
+                h = torch.relu(h)
+            else:
+                h = layer(h)
+        return h, masks
+
+    def __call__(self, x):
+        return self._forward(x)[0].pow(2).mean(dim=1)
+
+    def gradient(self, x):
+        h, masks = self._forward(x)
+        grad = h * (2.0 / h.shape[1])
+        for layer in reversed(self.layers):
+            grad = grad * masks.pop() if isinstance(layer, nn.ReLU) else grad @ layer.weight
+        return grad @ self.w_x
 
 
 class FPIModel(nn.Module):

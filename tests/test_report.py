@@ -309,3 +309,18 @@ def test_cells_with_different_training_budgets_are_not_averaged_together():
     got = dict(zip(table["setting"], table["mean"]))
     assert got == {"epochs=10": 25.0, "train_limit=0, epochs=20": 28.0}
     assert set(table["n"]) == {1}
+
+
+def test_learning_curves_use_a_log_axis_only_for_positive_values_spanning_decades():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fpibench.report._figures import log_scale_if_wide
+
+    fig, axes = plt.subplots(1, 3)
+    assert log_scale_if_wide(axes[0], [0.0025, 0.05, 0.52]) and axes[0].get_yscale() == "log"
+    assert not log_scale_if_wide(axes[1], [22.8, 29.2]) and axes[1].get_yscale() == "linear"  # PSNR
+    assert not log_scale_if_wide(axes[2], [0.0, 44.5]) and axes[2].get_yscale() == "linear"  # F1 of a NaN model
+    plt.close(fig)

@@ -104,7 +104,7 @@ class Broyden(FixedPointSolver):
             # B = −I again; the stored pairs are ignored (only the first k slots are read)
             state.k, state.br = 0, -state.r
         x, r, br = state.x, state.r, state.br
-        used = min(state.k, self.m)  # slots beyond k are still zero: skip them
+        used = min(state.k, self.m)  # slots beyond k are empty or hold pairs from before a restart: skip them
         us, vs = state.us[:, :used], state.vs[:, :used]
         dx = -self.step_size * br
         x_new = x + dx

@@ -294,9 +294,9 @@ class TaskProblem(StudyProblem):
             return None, f"reference gradient failed ({status[:200]})"
         note = "" if status == "ok" else f"reference solve {status} (float64, tol {self.ref_tol})"
         if forward != REFERENCE_FORWARDS[0]:
-            first = tried[0]
-            why = first[3] if first[2] is not None else "failed"
-            note = "; ".join(filter(None, [f"reference forward {forward} ({tried[0][1]} {why})", note]))
+            _, first, first_grads, first_status = tried[0]
+            why = first_status if first_grads is not None else "failed"
+            note = "; ".join(filter(None, [f"reference forward {forward} ({first} {why})", note]))
         return [(g if g is not None else torch.zeros_like(p)).to(q.dtype) for g, p, q in zip(grads, params, self.params)], note
 
     def _reference_gradient(self, model, batch, layers, params, forward):

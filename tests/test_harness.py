@@ -335,3 +335,71 @@ def test_reference_failure_names_every_forward(monkeypatch):
     monkeypatch.setattr(_study, "REFERENCE_FORWARDS", ("no_such_solver",))
     grads, note = _study.TaskProblem(task, model, task.probe_batch(0)).reference()
     assert grads is None and "no_such_solver" in note and note.startswith("reference gradient failed")
+
+
+def _capped_box_fpi_gd(steps):
+    """Box FPI_GD at initialisation with its Picard forward cut to ``steps`` iterations (not converged)."""
+    from fpibench.tasks import FPIConfig, fpi_layers, get
+
+    task = get("box_constraint", preset="quick")
+    model = task.build_model("fpi_gd", FPIConfig(forward="picard", backward="backward_fpi"), seed=0)
+    for layer in fpi_layers(model):
+        layer.tol, layer.max_iter = 1e-12, steps
+    return task, model
+
+
+def test_unrolled_reference_is_the_gradient_of_the_capped_iteration():
+    """Independent float64 check: the layer's forward replaced by a hand-written loop of x ← g(x)
+    for the cap's number of steps gives the same gradient as ``unrolled_reference``."""
+    import copy
+
+    from fpibench.harness._study import TaskProblem
+    from fpibench.tasks import fpi_layers
+
+    steps = 7
+    task, model = _capped_box_fpi_gd(steps)
+    batch = task.probe_batch(0)
+    unrolled, note = TaskProblem(task, model, batch).unrolled_reference()
+    assert note == "" and unrolled is not None
+
+    manual = copy.deepcopy(model).double()
+    for layer in fpi_layers(manual):
+        def loop(z, x0=None, layer=layer):
+            g = layer.map_for(z)
+            x = layer.initial_state(z) if x0 is None else x0
+            for _ in range(steps):
+                x = g(x)
+            return x
+        layer.forward = loop
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        double_batch = [b.double() if torch.is_floating_point(b) else b for b in batch]
+        params = [p for p in manual.parameters() if p.requires_grad]
+        expected = torch.autograd.grad(task.loss(manual, double_batch), params)
+    finally:
+        torch.set_default_dtype(default)
+    u, e = torch.cat([g.flatten() for g in unrolled]), torch.cat([g.double().flatten() for g in expected])
+    assert float((u.double() - e).norm() / e.norm()) < 1e-6  # float32 storage of a float64 gradient
+
+
+def test_study_compares_with_the_unrolled_gradient_only_where_the_forward_stopped_at_its_cap():
+    from fpibench.harness import _study
+    from fpibench.tasks import FPIConfig, get
+
+    task, model = _capped_box_fpi_gd(7)
+    problem = _study.TaskProblem(task, model, task.probe_batch(0))
+    reference = problem.reference()
+    kwargs = dict(repeats=1, reference=reference, memory=False, unrolled_reference=problem.unrolled_reference)
+    unroll, _, _ = _study.measure(problem, "unroll", {}, **kwargs)
+    implicit, _, _ = _study.measure(problem, "jacobian_inverse", {}, **kwargs)
+    # float32 unrolling is the computation as run; the implicit gradient at a non-fixed point is not
+    assert unroll["grad_rel_error_unrolled"] < 1e-4 and unroll["grad_cosine_unrolled"] > 1 - 1e-6
+    assert implicit["grad_rel_error_unrolled"] > 100 * unroll["grad_rel_error_unrolled"]
+
+    converged = get("box_constraint", preset="quick")
+    model = converged.build_model("fpi_nn", FPIConfig(), seed=0)
+    problem = _study.TaskProblem(converged, model, converged.probe_batch(0))
+    metrics, status, _ = _study.measure(problem, "backward_fpi", {}, repeats=1, memory=False,
+                                        unrolled_reference=problem.unrolled_reference)
+    assert status == "ok" and "grad_rel_error_unrolled" not in metrics

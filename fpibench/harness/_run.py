@@ -160,7 +160,8 @@ def _study_rows(task, model, batch, cell: Cell, epoch: int, out: RowBuilder, rep
     problem = _study.TaskProblem(task, model, batch)
     try:
         reference = problem.reference()
-        metrics, status, note = _study.measure(problem, cell.backward, cell.backward_options, repeats, reference)
+        metrics, status, note = _study.measure(problem, cell.backward, cell.backward_options, repeats, reference,
+                                               unrolled_reference=problem.unrolled_reference)
     except (RuntimeError, ValueError) as exc:  # FixedPointError is a RuntimeError
         reason = f"gradient study failed: {type(exc).__name__}: {exc}"[:300]
         out.add_many("gradient", {"grad_rel_error": math.nan, "grad_cosine": math.nan}, epoch=epoch,

@@ -8,7 +8,11 @@ parameters and the reference r,
 
 forward/backward iterations (mean, max over samples), g evaluations, VJPs and JVPs,
 forward and backward wall time (median of repeats, CUDA-synchronised), bytes saved for
-backward and the peak memory of one forward + backward.  :func:`gradient_curve` and
+backward and the peak memory of one forward + backward.  Where a forward solve stops short of
+its tolerance (at its cap), the layer is not at a fixed point and the implicit gradient is
+not the derivative of what the model computed; the error against the unrolled float64
+gradient of that same computation is then recorded as well (``grad_rel_error_unrolled``,
+``grad_cosine_unrolled``).  :func:`gradient_curve` and
 :func:`memory_curve` sweep the backward budget and the number of forward iterations.
 """
 from __future__ import annotations
@@ -109,10 +113,21 @@ def _iteration_metrics(stats: Sequence[SolveStats]) -> Dict[str, float]:
     return out
 
 
+def forward_converged(stats: Sequence[SolveStats]) -> bool:
+    """Whether every forward solve reached its tolerance (or ran the fixed steps it was asked to)."""
+    return all(_STATUS_CLASS.get(status) == "ok" for s in stats if s.forward is not None for status in s.forward.status)
+
+
 def measure(problem: StudyProblem, backward: str, backward_options: dict, repeats: int = 3,
             reference: Optional[Tuple[List[torch.Tensor], str]] = None, memory: bool = True,
-            forward_overrides: Optional[dict] = None) -> Tuple[Dict[str, float], str, str]:
-    """Metrics of one gradient method at the problem's parameter state, its status and a reason."""
+            forward_overrides: Optional[dict] = None,
+            unrolled_reference: Optional[Callable[[], Tuple[Optional[List[torch.Tensor]], str]]] = None,
+            ) -> Tuple[Dict[str, float], str, str]:
+    """Metrics of one gradient method at the problem's parameter state, its status and a reason.
+
+    ``unrolled_reference`` (called only when a forward solve did not converge) gives the float64
+    gradient of the computation as run; its comparison is added with the suffix ``_unrolled``.
+    """
     device = problem.device
     fwd, bwd = [], []
     saved = math.nan
@@ -133,7 +148,8 @@ def measure(problem: StudyProblem, backward: str, backward_options: dict, repeat
             saved = float(counter.bytes)
     metrics = {"forward_seconds": statistics.median(fwd), "backward_seconds": statistics.median(bwd),
                "saved_bytes": saved, **_iteration_metrics(run.stats)}
-    status = solve_status(run.stats)
+    stats = run.stats
+    status = solve_status(stats)
     if not all(g is None or bool(torch.isfinite(g).all()) for g in grads):
         status = "diverged"
     if memory:
@@ -149,6 +165,11 @@ def measure(problem: StudyProblem, backward: str, backward_options: dict, repeat
         metrics.update(grad_cosine=math.nan, grad_rel_error=math.nan)
     else:
         metrics.update(compare(grads, ref, problem.params))
+    if unrolled_reference is not None and not forward_converged(stats):
+        unrolled, why = unrolled_reference()
+        if unrolled is not None:
+            metrics.update({f"{k}_unrolled": v for k, v in compare(grads, unrolled, problem.params).items()})
+        note = "; ".join(filter(None, [note, why]))
     return metrics, status, note
 
 
@@ -230,6 +251,22 @@ def _floating_to(obj, dtype=None, device=None):
     return obj
 
 
+def _float64_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 deep copy of ``model``; each FPI layer's last solution (a non-leaf tensor, which
+    deepcopy refuses, after a solve with autograd on) is left out of the copy."""
+    from ..tasks import fpi_layers
+
+    layers = fpi_layers(model)
+    kept = [layer.last_solution for layer in layers]
+    try:
+        for layer in layers:
+            layer.last_solution = None
+        return copy.deepcopy(model).double()
+    finally:
+        for layer, solution in zip(layers, kept):
+            layer.last_solution = solution
+
+
 class TaskProblem(StudyProblem):
     """The task's training loss on a fixed batch; the reference is a float64 solve of the same model
     with the forward converged to ``ref_tol`` and the adjoint solved exactly (dense Jacobian
@@ -271,24 +308,14 @@ class TaskProblem(StudyProblem):
         Picard iteration converges, e.g. Bibtex FPI_NN trained with a Picard forward), Picard
         is tried and the better of the two is kept; the note says which was used and why.
         """
-        from ..tasks import fpi_layers
-
-        model = copy.deepcopy(self.model).double()
-        batch = _floating_to(self.batch, torch.float64)
-        layers = fpi_layers(model)
-        params = [p for p in model.parameters() if p.requires_grad]
-        default = torch.get_default_dtype()
-        torch.set_default_dtype(torch.float64)
         tried = []  # (severity, forward, grads or None, status or failure)
-        try:
+        with self._float64() as (model, batch, layers, params):
             for forward in REFERENCE_FORWARDS:
                 grads, status = self._reference_gradient(model, batch, layers, params, forward)
                 severity = _SEVERITY.get(status, len(_SEVERITY)) if grads is not None else len(_SEVERITY) + 1
                 tried.append((severity, forward, grads, status))
                 if severity == 0:
                     break
-        finally:
-            torch.set_default_dtype(default)
         severity, forward, grads, status = min(tried, key=lambda t: t[0])
         if grads is None:
             return None, f"reference gradient failed ({status[:200]})"
@@ -297,7 +324,43 @@ class TaskProblem(StudyProblem):
             _, first, first_grads, first_status = tried[0]
             why = first_status if first_grads is not None else "failed"
             note = "; ".join(filter(None, [f"reference forward {forward} ({first} {why})", note]))
-        return [(g if g is not None else torch.zeros_like(p)).to(q.dtype) for g, p, q in zip(grads, params, self.params)], note
+        return self._stored(grads), note
+
+    def unrolled_reference(self) -> Tuple[Optional[List[torch.Tensor]], str]:
+        """Float64 gradient of the computation the layers run as configured — their forward
+        solver, tolerance and cap — differentiated by unrolling its iterations.
+
+        Where the forward stops at its cap, x̂ is not a fixed point and this, not the implicit
+        gradient (I − ∂g/∂x)⁻ᵀ…, is the derivative of what the model outputs.
+        """
+        try:
+            with self._float64() as (model, batch, layers, params):
+                with self._configured(layers, backward_method="unroll", backward_options={}):
+                    loss = self.task.loss(model, batch)
+                    grads = torch.autograd.grad(loss, params, allow_unused=True)
+        except (RuntimeError, ValueError) as exc:
+            return None, f"unrolled reference failed ({type(exc).__name__}: {exc})"[:300]
+        if not all(g is None or bool(torch.isfinite(g).all()) for g in grads):
+            return None, "unrolled reference non-finite"
+        return self._stored(grads), ""
+
+    @contextlib.contextmanager
+    def _float64(self):
+        """(model, batch, FPI layers, parameters) as float64 copies, with float64 the default dtype."""
+        from ..tasks import fpi_layers
+
+        model = _float64_copy(self.model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            yield model, _floating_to(self.batch, torch.float64), fpi_layers(model), params
+        finally:
+            torch.set_default_dtype(default)
+
+    def _stored(self, grads):
+        """Reference gradients in the dtype of the problem's parameters (zeros for unused ones)."""
+        return [(g if g is not None else torch.zeros_like(p)).to(p.dtype) for g, p in zip(grads, self.params)]
 
     def _reference_gradient(self, model, batch, layers, params, forward):
         """(gradients, solve status) with ``forward`` and an exact adjoint, or (None, failure)."""

@@ -18,7 +18,7 @@ from ._frame import (NO_METHOD, final_epoch, headline_metric, higher_is_better, 
 
 MODEL_ORDER = ("feedforward", "flownets", "fpi_nn", "fpi_gd")
 SUMMARY_COLUMNS = ("mean", "std", "n", "seeds", "epoch_min", "epoch_max")
-GRADIENT_METRICS = ("grad_rel_error", "grad_cosine", "backward_iterations_mean", "backward_seconds",
+GRADIENT_METRICS = ("grad_rel_error", "grad_cosine", "grad_rel_error_unrolled", "backward_iterations_mean", "backward_seconds",
                     "saved_bytes", "peak_rss_bytes", "peak_cuda_bytes")
 
 

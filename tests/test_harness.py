@@ -403,3 +403,18 @@ def test_study_compares_with_the_unrolled_gradient_only_where_the_forward_stoppe
     metrics, status, _ = _study.measure(problem, "backward_fpi", {}, repeats=1, memory=False,
                                         unrolled_reference=problem.unrolled_reference)
     assert status == "ok" and "grad_rel_error_unrolled" not in metrics
+
+
+def test_fpi_gd_gradient_vs_unrolled_script_compares_every_method():
+    """benchmarks/fpi_gd_gradient_vs_unrolled.py: one row per method; unrolling is the computation
+    as run (float32 vs float64), and every row has finite comparisons with both references."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import fpi_gd_gradient_vs_unrolled as script
+
+    rows = {r["method"]: r for r in script.rows_for("box_constraint", 0)}
+    assert set(rows) == set(script.METHODS)
+    assert rows["unroll"]["grad_rel_error_unrolled"] < 1e-5 and abs(rows["unroll"]["norm_ratio_unrolled"] - 1) < 1e-5
+    assert rows["unroll"]["forward_iterations_mean"] == 500  # the paper's cap: the forward never converges
+    for r in rows.values():
+        assert all(math.isfinite(r[k]) for k in ("grad_rel_error_implicit", "grad_rel_error_unrolled",
+                                                  "grad_cosine_unrolled", "norm_ratio_unrolled"))

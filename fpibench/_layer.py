@@ -70,7 +70,8 @@ class FixedPointLayer(nn.Module):
             batch=self.batch,
             strict=self.strict,
         )
-        self.last_solution = sol
+        # kept for inspection (stats, the fixed point); detached, so no autograd graph outlives the step
+        self.last_solution = Solution(sol.value.detach(), sol.stats)
         return sol.value
 
     @property

@@ -251,22 +251,6 @@ def _floating_to(obj, dtype=None, device=None):
     return obj
 
 
-def _float64_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A float64 deep copy of ``model``; each FPI layer's last solution (a non-leaf tensor, which
-    deepcopy refuses, after a solve with autograd on) is left out of the copy."""
-    from ..tasks import fpi_layers
-
-    layers = fpi_layers(model)
-    kept = [layer.last_solution for layer in layers]
-    try:
-        for layer in layers:
-            layer.last_solution = None
-        return copy.deepcopy(model).double()
-    finally:
-        for layer, solution in zip(layers, kept):
-            layer.last_solution = solution
-
-
 class TaskProblem(StudyProblem):
     """The task's training loss on a fixed batch; the reference is a float64 solve of the same model
     with the forward converged to ``ref_tol`` and the adjoint solved exactly (dense Jacobian
@@ -349,7 +333,7 @@ class TaskProblem(StudyProblem):
         """(model, batch, FPI layers, parameters) as float64 copies, with float64 the default dtype."""
         from ..tasks import fpi_layers
 
-        model = _float64_copy(self.model)
+        model = copy.deepcopy(self.model).double()
         params = [p for p in model.parameters() if p.requires_grad]
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)

@@ -324,3 +324,28 @@ def test_learning_curves_use_a_log_axis_only_for_positive_values_spanning_decade
     assert not log_scale_if_wide(axes[1], [22.8, 29.2]) and axes[1].get_yscale() == "linear"  # PSNR
     assert not log_scale_if_wide(axes[2], [0.0, 44.5]) and axes[2].get_yscale() == "linear"  # F1 of a NaN model
     plt.close(fig)
+
+
+def test_figure_encoding_colours_by_gradient_method_marks_forward_and_dashes_model():
+    """A gradient method has one colour wherever it appears (also across figures with other
+    methods present), forward solvers differ by marker, FPI_GD by line style; baselines are grey."""
+    from fpibench.report._figures import _method_encoding
+    from fpibench.report._frame import with_labels
+
+    combos = [("fpi_nn", "anderson", "gmres"), ("fpi_gd", "picard", "gmres"), ("fpi_nn", "picard", "jfb"),
+              ("fpi_nn", "anderson", "backward_fpi"), ("feedforward", "-", "-"), ("flownets", "-", "-")]
+    rows = with_labels(pd.DataFrame(combos, columns=["model", "forward", "backward"]))
+    palette, markers, dashes = _method_encoding(rows)
+    label = dict(zip(combos, rows["label"]))
+    assert len(set(label.values())) == len(combos)
+    nn_gmres, gd_gmres, nn_jfb = label[combos[0]], label[combos[1]], label[combos[2]]
+    assert palette[nn_gmres] == palette[gd_gmres] != palette[nn_jfb]
+    assert len({palette[label[c]] for c in combos[:4]}) == 3
+    assert markers[nn_gmres] != markers[nn_jfb] and markers[gd_gmres] == markers[nn_jfb]  # anderson vs picard
+    assert dashes[nn_gmres] == "" and dashes[gd_gmres] != ""  # FPI_NN solid, FPI_GD dashed
+    greys = {palette[label[c]] for c in combos[4:]}
+    assert len(greys) == 2 and all(isinstance(g, str) for g in greys)  # matplotlib grey levels
+    assert {markers[label[c]] for c in combos[4:]} == {"X"}
+    # the colour of a method does not depend on which other methods share the figure
+    alone = with_labels(pd.DataFrame([combos[2]], columns=["model", "forward", "backward"]))
+    assert _method_encoding(alone)[0][alone["label"].iloc[0]] == palette[nn_jfb]

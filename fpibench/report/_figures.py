@@ -42,11 +42,51 @@ def _grid(n: int, ncols: int = 3, size=(4.2, 3.3)):
     return fig, list(axes[:n])
 
 
-def _palette(labels) -> dict:
+BASELINE_GREYS = ("0.0", "0.45", "0.7")
+FORWARD_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h")
+MODEL_DASHES = ("", (5, 2), (1, 1.5), (3, 1, 1, 1))
+FPI_MODELS = ("fpi_nn", "fpi_gd")  # the paper's two layer kinds: FPI_NN solid, FPI_GD dashed
+
+
+def _ordered(present, known) -> list:
+    """``known`` names first (a fixed order, so a name keeps its slot across figures), then
+    any other name present, sorted."""
+    present = set(present)
+    return [n for n in known if n in present] + sorted(present - set(known))
+
+
+def _method_encoding(rows: pd.DataFrame) -> tuple[dict, dict, dict]:
+    """Legend encoding shared by every figure, keyed by ``label``: colour = gradient method,
+    marker = forward solver, line style = FPI model.  A registered gradient method has the
+    same colour in every figure (its slot in the registry's sorted names), so a method is
+    recognised across panels and reports; models without a gradient method (feedforward
+    baselines) are grey crosses on solid lines.  Returns ``(palette, markers, dashes)``."""
+    from .._registry import BACKWARD, FORWARD
+    from ._frame import NO_METHOD
+
     _, _, sns = _mpl()
-    names = sorted(set(labels))
-    colors = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
-    return dict(zip(names, colors))
+    known = BACKWARD.names()
+    methods = _ordered({b for b in rows["backward"] if b not in NO_METHOD}, known)
+    slots = {name: i for i, name in enumerate(known + [m for m in methods if m not in known])}
+    base = sns.color_palette("tab10", 10)
+    extra = sns.color_palette("husl", max(1, len(slots) - 10))
+    color = {m: (base[slots[m]] if slots[m] < 10 else extra[slots[m] - 10]) for m in methods}
+    fpi = rows[~rows["backward"].isin(NO_METHOD)]
+    forwards = _ordered(set(fpi["forward"]), FORWARD.names())
+    models = _ordered(set(fpi["model"]), FPI_MODELS)
+    baselines = sorted(set(rows.loc[rows["backward"].isin(NO_METHOD), "model"]))
+    palette, markers, dashes = {}, {}, {}
+    for label, model, forward, backward in zip(rows["label"], rows["model"], rows["forward"], rows["backward"]):
+        if label in palette:
+            continue
+        if backward in NO_METHOD:
+            palette[label] = BASELINE_GREYS[baselines.index(model) % len(BASELINE_GREYS)]
+            markers[label], dashes[label] = "X", ""
+        else:
+            palette[label] = color[backward]
+            markers[label] = FORWARD_MARKERS[forwards.index(forward) % len(FORWARD_MARKERS)]
+            dashes[label] = MODEL_DASHES[models.index(model) % len(MODEL_DASHES)]
+    return palette, markers, dashes
 
 
 def _shared_legend(fig, axes, title: str = "method") -> None:
@@ -112,11 +152,13 @@ def _log_axes(ax, y: bool = True) -> None:
     ax.tick_params(axis="x", which="both", labelrotation=30)
 
 
-def _lines(ax, data, x, y, palette, log=False, estimator="median", **kw):
+def _lines(ax, data, x, y, encoding, log=False, estimator="median", **kw):
     _, _, sns = _mpl()
-    sns.lineplot(data=data, x=x, y=y, hue="label", hue_order=sorted(palette), palette=palette, marker="o",
-                 estimator=estimator, errorbar=None if estimator is None or estimator == "median" else "sd",
-                 ax=ax, **kw)
+    palette, markers, dashes = encoding
+    order = sorted(palette)
+    sns.lineplot(data=data, x=x, y=y, hue="label", hue_order=order, palette=palette, style="label",
+                 style_order=order, markers=markers, dashes=dashes, estimator=estimator,
+                 errorbar=None if estimator is None or estimator == "median" else "sd", ax=ax, **kw)
     if log:
         _log_axes(ax)
 
@@ -134,11 +176,11 @@ def figure_grad_error_vs_backward_iterations(df, out_dir, formats=("png", "svg")
     if rows.empty:
         return []
     rows = with_labels(rows).assign(value=lambda d: d["value"].clip(lower=LOG_FLOOR))
-    palette = _palette(rows["label"])
+    encoding = _method_encoding(rows)
     panels = sorted(set(rows["panel"]))
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels):
-        _lines(ax, rows[rows["panel"] == panel], "budget", "value", palette, log=True)
+        _lines(ax, rows[rows["panel"] == panel], "budget", "value", encoding, log=True)
         ax.set(title=panel, xlabel="backward iteration budget", ylabel="gradient relative error")
     _shared_legend(fig, axes)
     return _save(fig, out_dir, "grad_error_vs_backward_iterations", formats)
@@ -163,11 +205,11 @@ def figure_grad_error_vs_backward_time(df, out_dir, formats=("png", "svg")) -> l
         return []
     wide = with_labels(wide).sort_values(["label", "budget"])
     wide["grad_rel_error"] = wide["grad_rel_error"].clip(lower=LOG_FLOOR)
-    palette = _palette(wide["label"])
+    encoding = _method_encoding(wide)
     panels = sorted(set(wide["panel"]))
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels):
-        _lines(ax, wide[wide["panel"] == panel], "backward_seconds", "grad_rel_error", palette, log=True,
+        _lines(ax, wide[wide["panel"] == panel], "backward_seconds", "grad_rel_error", encoding, log=True,
                estimator=None, sort=False)
         ax.set(title=panel, xlabel="backward time (s, median per budget)", ylabel="gradient relative error")
     _shared_legend(fig, axes)
@@ -186,7 +228,7 @@ def figure_memory_vs_forward_iterations(df, out_dir, formats=("png", "svg")) -> 
     if rows.empty:
         return []
     rows = with_labels(rows)
-    palette = _palette(rows["label"])
+    encoding = _method_encoding(rows)
     panels = sorted(set(zip(rows["panel"], rows["metric"])), key=lambda pm: (pm[0], MEMORY_METRICS.index(pm[1])))
     n_metrics = len({m for _, m in panels})
     fig, axes = _grid(len(panels), ncols=n_metrics if n_metrics > 1 else 3)
@@ -194,7 +236,7 @@ def figure_memory_vs_forward_iterations(df, out_dir, formats=("png", "svg")) -> 
         sub = rows[(rows["panel"] == panel) & (rows["metric"] == metric)]
         power = min(3, max(0, int(math.log(max(sub["value"].abs().max(), 1.0), 1024))))
         unit = ("B", "KiB", "MiB", "GiB")[power]
-        _lines(ax, sub.assign(value=sub["value"] / 1024 ** power), "budget", "value", palette)
+        _lines(ax, sub.assign(value=sub["value"] / 1024 ** power), "budget", "value", encoding)
         ax.set(title=f"{panel}: {metric}", xlabel="forward iterations", ylabel=f"{metric} ({unit})")
     _shared_legend(fig, axes)
     return _save(fig, out_dir, "memory_vs_forward_iterations", formats)
@@ -210,13 +252,13 @@ def _step_time(df, out_dir, formats, kind: str, name: str) -> list[Path]:
     if rows.empty:
         return []
     rows = with_labels(rows)
-    palette = _palette(rows["label"])
+    encoding = _method_encoding(rows)
     tasks = sorted(set(rows["task"]))
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks):
         sub = rows[rows["task"] == task]
         order = sorted(set(sub["label"]))
-        sns.barplot(data=sub, x="label", y="value", hue="label", order=order, hue_order=order, palette=palette,
+        sns.barplot(data=sub, x="label", y="value", hue="label", order=order, hue_order=order, palette=encoding[0],
                     errorbar="sd", capsize=0.2, legend=False, ax=ax)
         ax.set(title=task, xlabel="", ylabel="seconds per step (mean ± sd)")
         ax.tick_params(axis="x", labelrotation=45)
@@ -275,7 +317,7 @@ def _curves(df, out_dir, formats, x: str, name: str) -> list[Path]:
     if rows.empty:
         return []
     rows = with_labels(rows)
-    palette = _palette(rows["label"])
+    encoding = _method_encoding(rows)
     panels = sorted(set(rows["panel"]))
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels):
@@ -284,10 +326,10 @@ def _curves(df, out_dir, formats, x: str, name: str) -> list[Path]:
         if x == "epoch":
             from matplotlib.ticker import MaxNLocator
 
-            _lines(ax, sub, "epoch", "value", palette, estimator="mean")
+            _lines(ax, sub, "epoch", "value", encoding, estimator="mean")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         else:
-            _lines(ax, sub, x, "value", palette, estimator=None, units="seed", sort=True)
+            _lines(ax, sub, x, "value", encoding, estimator=None, units="seed", sort=True)
         log_scale_if_wide(ax, sub["value"])
         unit = unit_of(df, metric)
         ax.set(title=panel, xlabel="epoch" if x == "epoch" else "training wall time (s)",
@@ -323,18 +365,22 @@ def _pareto(df, out_dir, formats, kind: str, name: str) -> list[Path]:
     log_y = kind == "gradient"
     if log_y:
         points = points.assign(y=points["y"].clip(lower=LOG_FLOOR))
-    palette = _palette(points["label"])
+    encoding = _method_encoding(points)
     panels = list(dict.fromkeys(points["panel"]))
+    palette, markers, _ = encoding
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels):
         sub = points[points["panel"] == panel]
-        sns.scatterplot(data=sub, x="x", y="y", hue="label", hue_order=sorted(palette), palette=palette, s=60,
+        sns.scatterplot(data=sub, x="x", y="y", hue="label", hue_order=sorted(palette), palette=palette,
+                        style="label", style_order=sorted(palette), markers=markers, s=60,
                         ax=ax, zorder=3)
         front = sub[sub["on_front"]].sort_values("x")
         ax.plot(front["x"], front["y"], color="black", linestyle="--", drawstyle="steps-post", linewidth=1,
                 zorder=2, label="Pareto front")
         ax.scatter(front["x"], front["y"], s=160, facecolors="none", edgecolors="black", zorder=4)
         _log_axes(ax, y=log_y)
+        if not log_y:
+            log_scale_if_wide(ax, sub["y"])
         better = "higher" if bool(sub["higher_is_better"].iloc[0]) else "lower"
         ax.set(title=panel, xlabel=f"median {sub['x_metric'].iloc[0]} (s)",
                ylabel=f"{sub['y_metric'].iloc[0]} ({better} is better)")

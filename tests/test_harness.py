@@ -418,3 +418,75 @@ def test_fpi_gd_gradient_vs_unrolled_script_compares_every_method():
     for r in rows.values():
         assert all(math.isfinite(r[k]) for k in ("grad_rel_error_implicit", "grad_rel_error_unrolled",
                                                   "grad_cosine_unrolled", "norm_ratio_unrolled"))
+
+
+# -- epoch checkpoints: a cell longer than a session resumes ----------------------------------
+TRAIN_METRICS = ("test_mse", "train_mse", "train_loss", "forward_iterations_mean", "backward_iterations_mean",
+                 "unconverged_solves")
+
+
+def _interrupt_evaluation_at(monkeypatch, call: int):
+    """Make the box task's evaluation raise at its ``call``-th call (a kill in that epoch)."""
+    from fpibench.tasks import _base
+
+    cls = _base._TASKS["box_constraint"]
+    real, calls = cls.evaluate, []
+
+    def evaluate(self, model):
+        calls.append(1)
+        if len(calls) == call:
+            raise RuntimeError("killed in epoch 3")
+        return real(self, model)
+
+    monkeypatch.setattr(cls, "evaluate", evaluate)
+
+
+def test_interrupted_training_cell_resumes_from_its_last_epoch_with_identical_numbers(tmp_path, monkeypatch):
+    """A kill in epoch 3 loses only epoch 3: the rerun starts after epoch 2 from the checkpoint
+    and ends with the same metrics and final gradient study as an uninterrupted run."""
+    from fpibench.harness._checkpoint import checkpoint_path
+
+    torch.set_num_threads(1)
+    cell = Cell("box_constraint", "fpi_nn", "anderson", "backward_fpi", epochs=3, task_options={"n_train": 300})
+    whole = run_cell(cell.to_dict(), repeats=1)["rows"]
+
+    with monkeypatch.context() as patch:
+        _interrupt_evaluation_at(patch, 3)
+        (first,) = run_sweep([cell], tmp_path, progress=False, repeats=1)
+    assert first.status == "error" and "killed in epoch 3" in first.error
+    ckpt = checkpoint_path(tmp_path, cell.cell_id)
+    assert ckpt.is_file() and torch.load(ckpt, weights_only=False)["epoch"] == 2
+    assert not results.cell_done(tmp_path, cell.cell_id)
+
+    (second,) = run_sweep([cell], tmp_path, progress=False, repeats=1)
+    assert second.status == "ok" and not ckpt.exists()  # stored, checkpoint removed
+    rows = results.load(tmp_path).to_dict("records")
+    (resumed,) = _metric(rows, "train", "resumed_after_epoch")
+    assert resumed["value"] == 2 and "after epoch 2" in resumed["reason"]
+    for metric in TRAIN_METRICS:
+        got = sorted((r["epoch"], r["value"]) for r in _metric(rows, "train", metric))
+        want = sorted((r["epoch"], r["value"]) for r in _metric(whole, "train", metric))
+        assert got == want and len(got) == 3, metric
+    for epoch in (0, 3):  # the study at initialisation (kept from the first run) and after training
+        got = _metric(rows, "gradient", "grad_rel_error", epoch)[0]["value"]
+        assert got == _metric(whole, "gradient", "grad_rel_error", epoch)[0]["value"]
+    from fpibench import report
+
+    assert report.provenance_summary(results.load(tmp_path))["resumed_cells"] == 1
+    clock = sorted((r["epoch"], r["value"]) for r in _metric(rows, "train", "elapsed_seconds"))
+    assert [e for e, _ in clock] == [1, 2, 3] and clock[0][1] < clock[1][1] < clock[2][1]  # one training clock
+
+
+def test_unreadable_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    from fpibench.harness import _checkpoint
+
+    cell = Cell("box_constraint", "fpi_nn", "anderson", "jfb", epochs=1, task_options={"n_train": 100})
+    path = tmp_path / "c.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(results.ResultsError, match="c.pt cannot be read.*delete it"):
+        run_cell(cell.to_dict(), repeats=1, checkpoint=str(path))
+    model = torch.nn.Linear(2, 2)
+    _checkpoint.save(path, config_hash="other", epoch=1, model=model, optimizer=torch.optim.Adam(model.parameters()),
+                     rows=[], elapsed=1.0, commit="abc")
+    with pytest.raises(results.ResultsError, match="belongs to config 'other'"):
+        run_cell(cell.to_dict(), repeats=1, checkpoint=str(path))

@@ -5,7 +5,9 @@ in a pool of N spawned processes, one fresh process per cell (isolated peak RSS)
 submits them to a dask.distributed cluster (``scheduler`` address, or a LocalCluster of
 ``workers`` processes).  Workers return rows and the driver alone writes the store, so a
 remote cluster needs no shared file system.  A cell that raises is logged under
-``errors/`` and retried on the next run; finished cells are never run twice.
+``errors/`` and retried on the next run; finished cells are never run twice.  Training cells
+run here, in a local pool or on a LocalCluster save a checkpoint after every epoch under
+``partial/`` and resume from it (:mod:`._checkpoint`); the file goes when the cell is stored.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Callable, Iterable, List, Optional
 from ..errors import OptionError
 from ..results import cell_done, provenance, write_cell
 from ._cells import Cell
+from ._checkpoint import checkpoint_path
 from ._run import run_cell
 
 EXECUTORS = ("local", "dask")
@@ -34,13 +37,13 @@ class CellResult:
     error: str = ""
 
 
-def _job(cell_data, data_dir, repeats, threads):
+def _job(cell_data, data_dir, repeats, threads, checkpoint=None):
     """What a worker runs (module-level so every executor can serialise it)."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    return run_cell(cell_data, data_dir=data_dir, progress=False, repeats=repeats)
+    return run_cell(cell_data, data_dir=data_dir, progress=False, repeats=repeats, checkpoint=checkpoint)
 
 
 def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: int = 0,
@@ -73,9 +76,9 @@ def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: 
             result = CellResult(cell, "error", error=error.strip().splitlines()[-1])
         else:
             write_cell(out, cell.cell_id, payload["rows"], {**prov, **payload["columns"]})
-            stale = out / "errors" / f"{cell.cell_id}.txt"
-            if stale.exists():
-                stale.unlink()
+            for stale in (out / "errors" / f"{cell.cell_id}.txt", checkpoint_path(out, cell.cell_id)):
+                if stale.exists():
+                    stale.unlink()
             result = CellResult(cell, payload["status"], payload["seconds"], payload["headline"])
         results.append(result)
         bar.update(1)
@@ -91,7 +94,8 @@ def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: 
         for cell in pending:
             bar.set_description(f"{cell.task}/{cell.model}/{cell.backward}")
             try:
-                payload = run_cell(cell.to_dict(), data_dir=data_dir, progress=progress, repeats=repeats)
+                payload = run_cell(cell.to_dict(), data_dir=data_dir, progress=progress, repeats=repeats,
+                                   checkpoint=str(checkpoint_path(out, cell.cell_id)))
             except Exception:
                 finish(cell, error=traceback.format_exc())
             else:
@@ -102,11 +106,12 @@ def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: 
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                  max_tasks_per_child=1) as pool:
-            futures = {pool.submit(_job, c.to_dict(), data_dir, repeats, threads): c for c in pending}
+            futures = {pool.submit(_job, c.to_dict(), data_dir, repeats, threads, str(checkpoint_path(out, c.cell_id))): c
+                       for c in pending}
             for fut in as_completed(futures):
                 _collect(fut.result, futures[fut], finish)
     else:
-        _run_dask(pending, scheduler, workers, data_dir, repeats, finish, threads or 1)
+        _run_dask(pending, scheduler, workers, data_dir, repeats, finish, threads or 1, out)
     bar.close()
     order = {c.cell_id: i for i, c in enumerate(cells)}
     return sorted(results, key=lambda r: order[r.cell.cell_id])
@@ -129,7 +134,7 @@ def _collect(get, cell, finish) -> None:
         finish(cell, payload)
 
 
-def _run_dask(pending: List[Cell], scheduler, workers, data_dir, repeats, finish, threads) -> None:
+def _run_dask(pending: List[Cell], scheduler, workers, data_dir, repeats, finish, threads, out: Path) -> None:
     from distributed import Client, LocalCluster, as_completed as dask_completed
 
     cluster = None
@@ -139,8 +144,10 @@ def _run_dask(pending: List[Cell], scheduler, workers, data_dir, repeats, finish
         cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = {client.submit(_job, c.to_dict(), data_dir, repeats, threads, pure=False, key=f"cell-{c.cell_id}"): c
-                   for c in pending}
+        # a LocalCluster shares this file system, a remote one need not: checkpoints only locally
+        ckpt = (lambda c: None) if scheduler else (lambda c: str(checkpoint_path(out, c.cell_id)))
+        futures = {client.submit(_job, c.to_dict(), data_dir, repeats, threads, ckpt(c), pure=False,
+                                 key=f"cell-{c.cell_id}"): c for c in pending}
         for fut in dask_completed(list(futures)):
             _collect(fut.result, futures[fut], finish)
     finally:

@@ -5,7 +5,9 @@ and the FPI layers' iterations, plus gradient-study rows at initialisation (epoc
 after the last epoch.  A probe cell records the gradient study, its gradient-error curve
 over backward budgets and its memory curve over forward iterations.  A cell that cannot run
 (an explicit Jacobian that would not fit) yields one ``skipped`` row with the reason; running
-out of memory yields ``oom`` rows; the sweep goes on either way.
+out of memory yields ``oom`` rows; the sweep goes on either way.  With a ``checkpoint`` path
+a training cell saves its state after every epoch and, when that file exists, resumes after
+the last saved epoch (:mod:`._checkpoint`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 from ..errors import FixedPointWarning, JacobianTooLargeError
 from ._cells import Cell
 from ._memory import synchronize
-from . import _study
+from . import _checkpoint, _study
 
 UNITS = {"psnr": "dB", "f1": "%", "mse": "MSE", "aepe": "px", "seconds": "s", "bytes": "bytes",
          "iterations": "iterations", "g_evals": "count", "vjp_calls": "count", "jvp_calls": "count",
@@ -72,10 +74,11 @@ class RowBuilder:
 
 
 def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress: bool = False,
-             repeats: int = 3) -> Dict[str, Any]:
+             repeats: int = 3, checkpoint: Optional[str] = None) -> Dict[str, Any]:
     """Run a cell (given as ``Cell.to_dict()``); returns ``{"rows", "columns", "status", "seconds"}``.
 
     ``columns`` are the cell-level columns (names, problem, provenance, times) every row gets.
+    ``checkpoint``: a file for the training cell's per-epoch state (resumed from when it exists).
     """
     cell = Cell.from_dict(cell_data)
     if data_dir is not None:
@@ -91,7 +94,7 @@ def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress
             if cell.is_probe:
                 task, dtype = _run_probe(cell, device, out, repeats)
             else:
-                task, dtype = _run_training(cell, device, out, repeats, data_dir, progress)
+                task, dtype = _run_training(cell, device, out, repeats, data_dir, progress, checkpoint)
         except JacobianTooLargeError as exc:
             task, dtype = None, ""
             out.rows = []
@@ -175,7 +178,8 @@ def _study_rows(task, model, batch, cell: Cell, epoch: int, out: RowBuilder, rep
             out.add_many("memory_curve", m, epoch=epoch, status=st, budget=budget)
 
 
-def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, progress: bool):
+def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, progress: bool,
+                  checkpoint: Optional[str] = None):
     from ..tasks import FPIConfig, fpi_layers, get as get_task
     from ._study import _floating_to, solve_status
 
@@ -190,14 +194,22 @@ def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, p
     layers = fpi_layers(model)
     study = cell.study and bool(layers)
     probe_batch = _floating_to(task.probe_batch(cell.seed), None, device) if study else None
-    if study:
+    state = _checkpoint.load(checkpoint, cell.config_hash) if checkpoint else None
+    first, elapsed, commit = 1, 0.0, None
+    if state is not None:
+        _checkpoint.restore(state, model, optimizer)
+        out.rows = list(state["rows"])
+        first, elapsed = state["epoch"] + 1, state["elapsed"]
+        out.add("train", "resumed_after_epoch", state["epoch"], epoch=first,
+                reason=f"resumed from a checkpoint written after epoch {state['epoch']} by commit {state['commit']}")
+    elif study:
         _study_rows(task, model, probe_batch, cell, 0, out, repeats, curves=True)
     bar = _progress(epochs, f"{cell.task}/{cell.model}/{cell.backward}", progress)
-    elapsed = 0.0
+    bar.update(first - 1)
     # On CPU the batch is already in place and there is nothing to synchronise: skipping both
     # calls saves ~25 us per step (4% of a feedforward box_constraint step; fpibench.overhead).
     on_cpu = device.type == "cpu"
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         model.train()
         losses, steps, fwd_its, bwd_its, unconverged, worst = [], [], [], [], 0, "ok"
         for batch in task.train_batches(epoch, cell.seed):
@@ -231,6 +243,13 @@ def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, p
             "step_seconds": statistics.median(steps), "forward_iterations_mean": mean(fwd_its),
             "backward_iterations_mean": mean(bwd_its), "unconverged_solves": unconverged,
         }, epoch=epoch, status=worst)
+        if checkpoint:
+            if commit is None:
+                from ..results import provenance
+
+                commit = provenance()["git_commit"]
+            _checkpoint.save(checkpoint, config_hash=cell.config_hash, epoch=epoch, model=model, optimizer=optimizer,
+                             rows=out.rows, elapsed=elapsed, commit=commit)
         bar.update(1)
         bar.set_postfix({task.metric: f"{metrics.get(task.metric, math.nan):.4g}"})
     bar.close()

@@ -265,6 +265,9 @@ def section_provenance(prov: dict, results_dir: str) -> list[str]:
              f"fpibench: {_counts(prov['fpibench_versions'])}",
              f"- CPU: {_counts(prov['cpu_names'])}; GPU: {_counts(prov['gpu_names'])}",
              f"- run between {prov['first_start'] or DASH} and {prov['last_end'] or DASH}"]
+    if prov.get("resumed_cells"):
+        lines.append(f"- {prov['resumed_cells']} cell(s) resumed from an epoch checkpoint after an interruption "
+                     "(their `resumed_after_epoch` row names the epoch and the commit that wrote it)")
     if "(none)" in prov["cells_by_kind"]:
         lines.append(f"- {prov['cells_by_kind']['(none)']} cell(s) have rows without a `kind`: they are counted "
                      "here but appear in no table or figure")

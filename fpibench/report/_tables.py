@@ -317,4 +317,5 @@ def provenance_summary(df: pd.DataFrame) -> dict:
         "gpu_names": counts("gpu_name"),
         "first_start": None if start.isna().all() else start.min().isoformat(),
         "last_end": None if end.isna().all() else end.max().isoformat(),
+        "resumed_cells": int(df.loc[df["metric"] == "resumed_after_epoch", "cell_id"].nunique()),
     }

@@ -80,6 +80,20 @@ def _spec_from_flags(args) -> dict:
     return grid
 
 
+def _list_cells(cells, out) -> None:
+    """``--dry-run``: each cell with what the store at ``out`` has of it, then the counts."""
+    from fpibench.harness._checkpoint import checkpoint_path, saved_epoch
+    from fpibench.results import cell_done
+
+    counts = {"stored": 0, "partial": 0, "to run": 0}
+    for c in cells:
+        epoch = None if cell_done(out, c.cell_id) else saved_epoch(checkpoint_path(out, c.cell_id))
+        state = "stored" if cell_done(out, c.cell_id) else "to run" if epoch is None else "partial"
+        counts[state] += 1
+        print(f"{c.cell_id}  {state}{f' (epochs 1-{epoch} saved)' if state == 'partial' else ''}")
+    print(f"{len(cells)} cells: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" (store {out})")
+
+
 def _run(args) -> int:
     import fpibench
     from fpibench.harness import expand_sweep, load_sweep_file, resolve_device, run_sweep, summary_table
@@ -104,9 +118,7 @@ def _run(args) -> int:
 
         cells = [replace(c, device=device) if args.device != "auto" or c.device == "cpu" else c for c in cells]
     if args.dry_run:
-        for c in cells:
-            print(c.cell_id)
-        print(f"{len(cells)} cells")
+        _list_cells(cells, args.out)
         return 0
     start = time.perf_counter()
     if not args.quiet:
@@ -164,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=None,
                      help="torch CPU threads per cell (default: torch's; pool workers share the cores)")
     run.add_argument("--repeats", type=int, default=3, help="timing repeats in the gradient study (median)")
-    run.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the cells with what the store has of each (stored, partial, to run) and exit")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     report = sub.add_parser("report", help="markdown report and figures from a results store")

@@ -441,7 +441,7 @@ def _interrupt_evaluation_at(monkeypatch, call: int):
     monkeypatch.setattr(cls, "evaluate", evaluate)
 
 
-def test_interrupted_training_cell_resumes_from_its_last_epoch_with_identical_numbers(tmp_path, monkeypatch):
+def test_interrupted_training_cell_resumes_from_its_last_epoch_with_identical_numbers(tmp_path, monkeypatch, capsys):
     """A kill in epoch 3 loses only epoch 3: the rerun starts after epoch 2 from the checkpoint
     and ends with the same metrics and final gradient study as an uninterrupted run."""
     from fpibench.harness._checkpoint import checkpoint_path
@@ -457,9 +457,17 @@ def test_interrupted_training_cell_resumes_from_its_last_epoch_with_identical_nu
     ckpt = checkpoint_path(tmp_path, cell.cell_id)
     assert ckpt.is_file() and torch.load(ckpt, weights_only=False)["epoch"] == 2
     assert not results.cell_done(tmp_path, cell.cell_id)
+    from fpibench.cli import main
+
+    listing = ["run", "--task", "box_constraint", "--model", "fpi_nn", "--backward", "backward_fpi", "--epochs", "3",
+               "--option", "n_train=300", "--out", str(tmp_path), "--dry-run"]
+    assert main(listing) == 0
+    assert f"{cell.cell_id}  partial (epochs 1-2 saved)" in capsys.readouterr().out
 
     (second,) = run_sweep([cell], tmp_path, progress=False, repeats=1)
     assert second.status == "ok" and not ckpt.exists()  # stored, checkpoint removed
+    assert main(listing) == 0
+    assert "1 cells: 1 stored, 0 partial, 0 to run" in capsys.readouterr().out
     rows = results.load(tmp_path).to_dict("records")
     (resumed,) = _metric(rows, "train", "resumed_after_epoch")
     assert resumed["value"] == 2 and "after epoch 2" in resumed["reason"]

@@ -81,6 +81,15 @@ def load(path, config_hash: str) -> Optional[Dict[str, Any]]:
     return state
 
 
+def saved_epoch(path) -> Optional[int]:
+    """The last epoch saved at ``path`` (``None``: no readable checkpoint), for sweep listings."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return None
+    return state.get("epoch") if isinstance(state, dict) else None
+
+
 def restore(state: Dict[str, Any], model, optimizer) -> None:
     """Load model, optimizer and RNG states saved by :func:`save`."""
     model.load_state_dict(state["model"])

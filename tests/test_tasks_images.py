@@ -126,3 +126,18 @@ def test_flow_reports_the_zero_flow_reference(tasks):
     samples = fpibench.data.load_chairs_examples()
     expected = np.mean([np.linalg.norm(np.asarray(flow, dtype=np.float64), axis=-1).mean() for *_, flow in samples])
     assert result["aepe_zero_flow_examples"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_feedforward_init_scale_ablation_scales_the_default_initialisation():
+    """The baseline keeps PyTorch's initialisation unless ``feedforward_init_scale`` is set;
+    then every weight and bias is that multiple of the default one (same seed)."""
+    default = get("denoise", preset="quick").build_model("feedforward", seed=3)
+    small = get("denoise", preset="quick", feedforward_init_scale=0.1).build_model("feedforward", seed=3)
+    pairs = list(zip(default.parameters(), small.parameters()))
+    assert len(pairs) == 4
+    for a, b in pairs:
+        torch.testing.assert_close(b, 0.1 * a)
+    fpi = get("denoise", preset="quick", feedforward_init_scale=0.1).build_model("fpi_nn", FPIConfig(), seed=3)
+    ref = get("denoise", preset="quick").build_model("fpi_nn", FPIConfig(), seed=3)
+    for a, b in zip(ref.parameters(), fpi.parameters()):  # the FPI model is not affected
+        assert torch.equal(a, b)

@@ -31,7 +31,8 @@ Choices where the paper is silent:
   images); training noise of batch b in epoch e is seeded by (seed, epoch, b), and so are
   the random crops when ``train_crop`` is set;
 * the feedforward baseline keeps the PyTorch default initialisation (it has no fixed point
-  to keep contractive, and a 10× smaller start only slows it down);
+  to keep contractive, and a 10× smaller start only slows it down); the appendix can also be
+  read as scaling every network, which ``feedforward_init_scale=0.1`` runs as an ablation;
 * ``max_iter`` 100 for the paper preset (the paper gives only the tolerance); the solve's
   forward method, backward method and tolerance come from :class:`FPIConfig`;
 * images of different sizes are evaluated in groups of equal shape, ``eval_batch`` at a time.
@@ -119,6 +120,7 @@ class Denoise(Task):
         tol: float = 1e-7
         max_iter: int = 100
         init_scale: float = 0.1  # fpi_nn weights × this (paper: 10× smaller than default)
+        feedforward_init_scale: float = 1.0  # the baseline's weights × this (ablation: 0.1 as FPI_NN)
         train_limit: int = 0  # 0: all training images
         train_crop: int = 0  # 0: full images; else random square crops of this size
         crops_per_image: int = 1  # samples drawn per training image and epoch (with train_crop)
@@ -179,7 +181,8 @@ class Denoise(Task):
         if kind == "fpi_nn":
             g = scale_init_(DenoiseG(c.hidden), c.init_scale)
             return FPIDenoiser(FixedPointLayer(g, **fpi.layer_kwargs(c.tol, c.max_iter)))
-        return nn.Sequential(nn.Conv2d(1, c.hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(c.hidden, 1, 3, padding=1))
+        net = nn.Sequential(nn.Conv2d(1, c.hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(c.hidden, 1, 3, padding=1))
+        return scale_init_(net, c.feedforward_init_scale) if c.feedforward_init_scale != 1.0 else net
 
     # -- training ---------------------------------------------------------------------
     def train_batches(self, epoch, seed):

@@ -87,8 +87,9 @@ def _list_cells(cells, out) -> None:
 
     counts = {"stored": 0, "partial": 0, "to run": 0}
     for c in cells:
-        epoch = None if cell_done(out, c.cell_id) else saved_epoch(checkpoint_path(out, c.cell_id))
-        state = "stored" if cell_done(out, c.cell_id) else "to run" if epoch is None else "partial"
+        done = cell_done(out, c.cell_id)
+        epoch = None if done else saved_epoch(checkpoint_path(out, c.cell_id))
+        state = "stored" if done else "to run" if epoch is None else "partial"
         counts[state] += 1
         print(f"{c.cell_id}  {state}{f' (epochs 1-{epoch} saved)' if state == 'partial' else ''}")
     print(f"{len(cells)} cells: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" (store {out})")

@@ -6,8 +6,9 @@ submits them to a dask.distributed cluster (``scheduler`` address, or a LocalClu
 ``workers`` processes).  Workers return rows and the driver alone writes the store, so a
 remote cluster needs no shared file system.  A cell that raises is logged under
 ``errors/`` and retried on the next run; finished cells are never run twice.  Training cells
-run here, in a local pool or on a LocalCluster save a checkpoint after every epoch under
-``partial/`` and resume from it (:mod:`._checkpoint`); the file goes when the cell is stored.
+that run in this process, in a local pool or on a LocalCluster save a checkpoint after every
+epoch under ``partial/`` and resume from it (:mod:`._checkpoint`); the file goes when the cell
+is stored.
 """
 from __future__ import annotations
 

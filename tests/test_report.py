@@ -309,6 +309,9 @@ def test_cells_with_different_training_budgets_are_not_averaged_together():
     got = dict(zip(table["setting"], table["mean"]))
     assert got == {"epochs=10": 25.0, "train_limit=0, epochs=20": 28.0}
     assert set(table["n"]) == {1}
+    winners = report.table_winners(pd.DataFrame(rows)).set_index("criterion")["value"].to_dict()
+    assert winners == {"best final psnr_bsd68 (denoise sigma=15; preset quick, epochs=10)": 25.0,
+                       "best final psnr_bsd68 (denoise sigma=15; preset quick, train_limit=0, epochs=20)": 28.0}
 
 
 def test_learning_curves_use_a_log_axis_only_for_positive_values_spanning_decades():

@@ -166,8 +166,13 @@ def table_winners(df: pd.DataFrame) -> pd.DataFrame:
             higher = higher_is_better(df, task, metric)
             rows = final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
             for panel, sub in rows.groupby("panel"):
-                means = sub.groupby(["model", "forward", "backward"])["value"].mean().dropna()
-                add(task, f"best final {metric} ({panel})", means, higher, metric)
+                # cells of one problem trained with different budgets are ranked apart, never averaged
+                budgets = sub.fillna({"preset": "", "setting": ""}).groupby(["preset", "setting"])
+                for (preset, setting), part in budgets:
+                    label = panel if budgets.ngroups == 1 else (
+                        f"{panel}; preset {preset or '-'}" + (f", {setting}" if setting else ""))
+                    means = part.groupby(["model", "forward", "backward"])["value"].mean().dropna()
+                    add(task, f"best final {metric} ({label})", means, higher, metric)
         grad = df[(df["task"] == task) & (df["kind"] == "gradient")]
         train = df[(df["task"] == task) & (df["kind"] == "train")]
         add(task, "most accurate gradient (median grad_rel_error)", _method_medians(grad, "grad_rel_error"),

@@ -85,6 +85,11 @@ def _setting_label(options: str) -> str:
     return ", ".join(parts)
 
 
+def budget_label(preset: str, setting: str) -> str:
+    """"preset paper, epochs=40": the preset and the training budget a cell departs from it with."""
+    return f"preset {preset or '—'}" + (f", {setting}" if setting else "")
+
+
 def takes_store_frame(fn):
     """Let a table/figure function take ``results.load``'s frame as is: prepare it once."""
     @functools.wraps(fn)

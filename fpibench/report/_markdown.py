@@ -157,6 +157,7 @@ def section_bibtex(table: pd.DataFrame) -> list[str]:
 
 def section_ranked(table: pd.DataFrame, title: str, order: Sequence[str], source: str, task: str) -> list[str]:
     """Box constraint / optical flow: our mean ± std and model ranks next to the paper's ordering."""
+    from ._frame import budget_label
     from ._tables import model_order
 
     lines = [f"### {title}", ""]
@@ -178,8 +179,7 @@ def section_ranked(table: pd.DataFrame, title: str, order: Sequence[str], source
         ours = model_order(table, preset, setting)
         shared = [m for m in ours if m in order]
         verdict = ("matches" if shared == [m for m in order if m in shared] else "differs from") + " the paper's"
-        budget = f"preset {preset or DASH}" + (f", {setting}" if setting else "")
-        lines.append(f"Our model ordering ({budget}, each model at its best method): "
+        lines.append(f"Our model ordering ({budget_label(preset, setting)}, each model at its best method): "
                      f"{' < '.join(ours)} — {verdict} ordering of these models.")
     return lines + [""]
 

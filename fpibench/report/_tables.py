@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import paper_numbers as paper
-from ._frame import (NO_METHOD, final_epoch, headline_metric, higher_is_better, method_labels, method_name,
-                     takes_store_frame, unit_of)
+from ._frame import (NO_METHOD, budget_label, final_epoch, headline_metric, higher_is_better, method_labels,
+                     method_name, takes_store_frame, unit_of)
 
 MODEL_ORDER = ("feedforward", "flownets", "fpi_nn", "fpi_gd")
 SUMMARY_COLUMNS = ("mean", "std", "n", "seeds", "epoch_min", "epoch_max")
@@ -167,10 +167,9 @@ def table_winners(df: pd.DataFrame) -> pd.DataFrame:
             rows = final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
             for panel, sub in rows.groupby("panel"):
                 # cells of one problem trained with different budgets are ranked apart, never averaged
-                budgets = sub.fillna({"preset": "", "setting": ""}).groupby(["preset", "setting"])
+                budgets = sub.groupby(["preset", "setting"])
                 for (preset, setting), part in budgets:
-                    label = panel if budgets.ngroups == 1 else (
-                        f"{panel}; preset {preset or '-'}" + (f", {setting}" if setting else ""))
+                    label = panel if budgets.ngroups == 1 else f"{panel}; {budget_label(preset, setting)}"
                     means = part.groupby(["model", "forward", "backward"])["value"].mean().dropna()
                     add(task, f"best final {metric} ({label})", means, higher, metric)
         grad = df[(df["task"] == task) & (df["kind"] == "gradient")]

@@ -55,21 +55,36 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def source_commit(package_dir) -> str:
+    """The git commit of the checkout that holds this package's source, ``+dirty`` when
+    ``fpibench/`` or ``solvers/`` have uncommitted edits; ``unknown`` for an installed copy,
+    also one that sits inside some other git repository (a pyenv or conda tree kept in git
+    would otherwise lend its own HEAD) and where git is missing."""
+    here = Path(package_dir).resolve()
+
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=here)
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode or Path(top.stdout.strip()).resolve() != here.parent:
+            return "unknown"
+        if git("ls-files", "--error-unmatch", "--", Path(__file__).name).returncode:
+            return "unknown"  # a checkout, but not of this package's source
+        commit = git("rev-parse", "HEAD").stdout.strip() or "unknown"
+        if commit != "unknown":
+            changed = git("status", "--porcelain", "--", str(here), str(here.parent / "solvers")).stdout.strip()
+            commit += "+dirty" if changed else ""
+        return commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def provenance() -> dict:
     """git commit, package versions, device names: the columns every row carries."""
     import torch
 
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=here).stdout.strip() or "unknown"
-        if commit != "unknown":
-            # uncommitted edits of the code that produced the numbers: say so
-            changed = subprocess.run(["git", "status", "--porcelain", "--", str(here), str(here.parent / "solvers")],
-                                     capture_output=True, text=True, timeout=10, cwd=here).stdout.strip()
-            commit += "+dirty" if changed else ""
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit = source_commit(Path(__file__).resolve().parent)
     from . import __version__
 
     return {

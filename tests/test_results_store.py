@@ -31,6 +31,38 @@ def test_write_and_load_round_trip_with_provenance(tmp_path):
     assert results.cell_done(tmp_path, "a") and not results.cell_done(tmp_path, "c")
 
 
+def _git(cwd, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_source_commit_is_the_packages_own_checkout_not_an_enclosing_repository(tmp_path):
+    """An installed copy inside some other git repository (a pyenv tree kept in git) must not
+    record that repository's HEAD as the code that produced a result."""
+    outer = tmp_path / "pyenv"
+    installed = outer / "lib" / "site-packages" / "fpibench"
+    installed.mkdir(parents=True)
+    (installed / "results.py").write_text("# installed copy\n")
+    (outer / "README").write_text("x\n")
+    _git(outer, "init", "-q")
+    _git(outer, "add", "README")
+    _git(outer, "commit", "-qm", "outer")
+    assert results.source_commit(installed) == "unknown"
+    assert results.source_commit(tmp_path) == "unknown"  # not a repository at all
+
+    checkout = tmp_path / "checkout"
+    (checkout / "fpibench").mkdir(parents=True)
+    (checkout / "fpibench" / "results.py").write_text("# source\n")
+    _git(checkout, "init", "-q")
+    assert results.source_commit(checkout / "fpibench") == "unknown"  # untracked: not this package's source
+    _git(checkout, "add", "fpibench")
+    _git(checkout, "commit", "-qm", "source")
+    head = _git(checkout, "rev-parse", "HEAD")
+    assert results.source_commit(checkout / "fpibench") == head
+    (checkout / "fpibench" / "results.py").write_text("# edited\n")
+    assert results.source_commit(checkout / "fpibench") == head + "+dirty"
+
+
 def test_missing_columns_and_corrupt_files_give_named_errors(tmp_path):
     with pytest.raises(results.ResultsError, match="lack required column"):
         results.write_cell(tmp_path, "x", [{"task": "t", "value": 1.0}])

@@ -71,11 +71,11 @@ def source_commit(package_dir) -> str:
             return "unknown"
         if git("ls-files", "--error-unmatch", "--", Path(__file__).name).returncode:
             return "unknown"  # a checkout, but not of this package's source
-        commit = git("rev-parse", "HEAD").stdout.strip() or "unknown"
-        if commit != "unknown":
-            changed = git("status", "--porcelain", "--", str(here), str(here.parent / "solvers")).stdout.strip()
-            commit += "+dirty" if changed else ""
-        return commit
+        head = git("rev-parse", "--verify", "-q", "HEAD")
+        if head.returncode:
+            return "unknown"  # files added, nothing committed yet
+        changed = git("status", "--porcelain", "--", str(here), str(here.parent / "solvers")).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

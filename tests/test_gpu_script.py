@@ -7,9 +7,9 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_paper.sh"
 
 
-def _run(*args, env=None):
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+def _run(*args, env=None, unset=()):
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_gpu_script_parses_and_prints_usage():
@@ -28,8 +28,7 @@ def test_gpu_script_stage_names_the_missing_folder(tmp_path):
 
 
 def test_gpu_script_run_refuses_outside_the_device_machine():
-    env = {k: v for k, v in os.environ.items() if k != "OUT"}
-    res = subprocess.run(["bash", str(SCRIPT), "run", "10"], capture_output=True, text=True, env=env, timeout=60)
+    res = _run("run", "10", unset=("OUT",))
     assert res.returncode != 0 and "OUT" in res.stderr
 
 

@@ -56,6 +56,7 @@ def test_source_commit_is_the_packages_own_checkout_not_an_enclosing_repository(
     _git(checkout, "init", "-q")
     assert results.source_commit(checkout / "fpibench") == "unknown"  # untracked: not this package's source
     _git(checkout, "add", "fpibench")
+    assert results.source_commit(checkout / "fpibench") == "unknown"  # tracked, but no commit yet
     _git(checkout, "commit", "-qm", "source")
     head = _git(checkout, "rev-parse", "HEAD")
     assert results.source_commit(checkout / "fpibench") == head

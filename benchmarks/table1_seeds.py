@@ -42,12 +42,15 @@ def final_psnr(frame, epochs=20):
     for cell_id, cell in train.groupby("cell_id"):
         if int(cell.epoch.max()) != epochs:
             continue
-        options = json.loads(cell.options.iloc[0])
+        task_options = dict(json.loads(cell.options.iloc[0]).get("task_options") or {})
+        task_options.pop("sigma", None)
+        scale = task_options.pop("feedforward_init_scale", 1.0)
+        if task_options:
+            continue  # another variant of the task (not one of Table 1's models)
         model = cell.model.iloc[0]
         if model == "fpi_nn":
             group = "fpi_nn"
-        elif model == "feedforward":
-            scale = options.get("task_options", {}).get("feedforward_init_scale", 1.0)
+        elif model == "feedforward" and scale in (1.0, 0.1):
             group = "feedforward_default" if scale == 1.0 else "feedforward_small"
         else:
             continue

@@ -48,10 +48,11 @@ def _welch_p(a, b):
 def test_gap_standard_error_and_welch_p_match_their_definitions():
     fpi, small, default = [26.7, 26.2, 26.4], [26.1, 26.8, 26.0], [27.4, 27.3, 27.2]
     cells = _store(fpi, small, default)
-    # another method for seed 0 (the paper's) and a 40-epoch baseline: the first replaces the
-    # GMRES cell of that seed, the second is not a 20-epoch cell and must be ignored
+    # another method for seed 0 (the paper's), a 40-epoch baseline and a baseline at another
+    # initialisation scale: the first replaces the GMRES cell of that seed, the others are ignored
     cells.append(_cell("fpi_nn", 0, 25, 26.9, "picard", "backward_fpi"))
     cells.append(_cell("feedforward", 0, 25, 30.0, init_scale=0.1, epochs=40))
+    cells.append(_cell("feedforward", 3, 25, 31.0, init_scale=0.5))  # neither baseline: ignored
     table = table1_seeds.table1(pd.concat(cells, ignore_index=True)).set_index("row")
     used = [26.9, 26.2, 26.4]
     assert table.loc["fpi_nn", "methods"] == "picard+backward_fpi / anderson+gmres / anderson+gmres"

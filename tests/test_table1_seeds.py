@@ -1,4 +1,5 @@
-"""benchmarks/table1_seeds.py: seed selection, the Welch statistics, and the committed store."""
+"""Table 1 seed by seed (fpibench.report.table_seed_gap and its CLI benchmarks/table1_seeds.py):
+seed selection, the Welch statistics, budgets kept apart, the report section, the committed store."""
 import json
 import math
 import sys
@@ -49,7 +50,8 @@ def test_gap_standard_error_and_welch_p_match_their_definitions():
     fpi, small, default = [26.7, 26.2, 26.4], [26.1, 26.8, 26.0], [27.4, 27.3, 27.2]
     cells = _store(fpi, small, default)
     # another method for seed 0 (the paper's), a 40-epoch baseline and a baseline at another
-    # initialisation scale: the first replaces the GMRES cell of that seed, the others are ignored
+    # initialisation scale: the first replaces the GMRES cell of that seed, the others stay out
+    # of Table 1 (another budget; a group Table 1 does not have)
     cells.append(_cell("fpi_nn", 0, 25, 26.9, "picard", "backward_fpi"))
     cells.append(_cell("feedforward", 0, 25, 30.0, init_scale=0.1, epochs=40))
     cells.append(_cell("feedforward", 3, 25, 31.0, init_scale=0.5))  # neither baseline: ignored
@@ -57,21 +59,21 @@ def test_gap_standard_error_and_welch_p_match_their_definitions():
     used = [26.9, 26.2, 26.4]
     assert table.loc["fpi_nn", "methods"] == "picard+backward_fpi / anderson+gmres / anderson+gmres"
     assert table.loc["fpi_nn", "mean"] == pytest.approx(np.mean(used))
-    assert table.loc["feedforward_small", "mean"] == pytest.approx(np.mean(small))
-    gap = table.loc["gap fpi_nn - feedforward_small"]
+    assert table.loc["feedforward init×0.1", "mean"] == pytest.approx(np.mean(small))
+    gap = table.loc["gap fpi_nn − feedforward init×0.1"]
     assert gap["mean"] == pytest.approx(np.mean(used) - np.mean(small))
     assert gap["sd"] == pytest.approx(math.sqrt(np.var(used, ddof=1) / 3 + np.var(small, ddof=1) / 3))
     assert gap["p_welch"] == pytest.approx(_welch_p(used, small), rel=1e-9)
-    default_gap = table.loc["gap fpi_nn - feedforward_default"]
+    default_gap = table.loc["gap fpi_nn − feedforward"]
     assert default_gap["p_welch"] == pytest.approx(_welch_p(used, default), rel=1e-9)
 
 
 def test_a_missing_group_is_named():
     cells = _store([26.7, 26.2], [26.1, 26.8], [27.4])
-    with pytest.raises(table1_seeds.Table1Error, match="feedforward_default.*1 seed"):
+    with pytest.raises(table1_seeds.Table1Error, match="'feedforward' has 1 seed"):
         table1_seeds.table1(pd.concat(cells, ignore_index=True))
     with pytest.raises(table1_seeds.Table1Error, match="no denoise cells"):
-        table1_seeds.table1(pd.concat(cells, ignore_index=True), epochs=7)
+        table1_seeds.table1(pd.concat(cells, ignore_index=True), setting="epochs=7")
 
 
 def test_committed_store_sigma_25_reads_the_cells_themselves():
@@ -92,3 +94,29 @@ def test_committed_store_sigma_25_reads_the_cells_themselves():
     row = table[(table.sigma == 25) & (table.row == "fpi_nn")].iloc[0]
     assert row["n"] == len(files)
     assert row["mean"] == pytest.approx(np.mean(direct), abs=1e-9)
+
+
+def test_report_keeps_budgets_and_init_scales_apart_and_says_what_a_single_seed_cannot():
+    from fpibench.report import table_seed_gap
+    from fpibench.report._markdown import section_seed_gap
+
+    cells = _store([26.7, 26.2, 26.4], [26.1, 26.8, 26.0], [27.4, 27.3, 27.2], sigma=25)
+    cells += _store([27.7, 27.6], [27.0, 27.1], [28.0, 28.1], sigma=20)
+    cells.append(_cell("feedforward", 0, 25, 30.0, init_scale=0.1, epochs=40))
+    cells.append(_cell("fpi_nn", 0, 25, 29.0, "anderson", "gmres", epochs=40))
+    cells.append(_cell("feedforward", 3, 25, 31.0, init_scale=0.5))
+    table = table_seed_gap(pd.concat(cells, ignore_index=True))
+    rows = table.set_index(["setting", "sigma", "row"])
+    # the 40-epoch cells form their own budget with one seed per group: a gap without an error
+    long = rows.loc[("epochs=40", 25.0, "gap fpi_nn − feedforward init×0.1")]
+    assert long["mean"] == pytest.approx(-1.0) and math.isnan(long["sd"]) and long["n"] == 2
+    # another initialisation scale is its own baseline group, never mixed into the others
+    assert rows.loc[("", 25.0, "feedforward init×0.5"), "mean"] == pytest.approx(31.0)
+    assert rows.loc[("", 25.0, "feedforward init×0.1"), "n"] == 3
+    lines = "\n".join(section_seed_gap(table))
+    assert "#### preset paper, epochs=40" in lines and "no standard error (one seed per group)" in lines
+    # σ = 20 then 25: the default-init gap goes -0.40 -> -0.87, the small-init gap +0.60 -> +0.13
+    assert "gap fpi_nn − feedforward over σ = 20, 25: -0.40 → -0.87 dB; positive at 0 of 2 σ" in lines
+    assert "gap fpi_nn − feedforward init×0.1 over σ = 20, 25: +0.60 → +0.13 dB; positive at 2 of 2 σ" in lines
+    assert "| 25 | 26.43 ± 0.25 (n=3) |" in lines
+    assert "+0.65 |" in lines  # the paper's σ = 25 gap, 29.74 − 29.09

@@ -23,7 +23,8 @@ from ._figures import (FIGURE_NAMES, FIGURES, figure_grad_error_vs_backward_iter
 from ._frame import load_store, prepare
 from ._markdown import (fmt, fmt_mean_std, markdown_table, section_bibtex, section_denoise, section_figures,
                         section_gradient, section_non_ok, section_pareto, section_provenance, section_ranked,
-                        section_winners)
+                        section_seed_gap, section_winners)
+from ._seed_gap import seed_cells, table_seed_gap
 from ._tables import (final_metric_table, pareto_front, pareto_points, provenance_summary, table_bibtex,
                       table_box_constraint, table_denoise, table_gradient_summary, table_non_ok,
                       table_optical_flow, table_winners)
@@ -69,6 +70,7 @@ def build_report(results_dir, out_dir=None, formats: Sequence[str] = ("png", "sv
     lines += section_provenance(provenance_summary(df), str(results_dir))
     lines += ["## The paper's tables, regenerated", ""]
     lines += section_denoise(table_denoise(df))
+    lines += section_seed_gap(table_seed_gap(df))
     lines += section_bibtex(table_bibtex(df))
     lines += section_ranked(table_box_constraint(df), "Box constraint — test MSE (lower is better; paper Fig. 7)",
                             paper_numbers.BOX_CONSTRAINT_ORDER, paper_numbers.BOX_CONSTRAINT_SOURCE, "box_constraint")
@@ -100,7 +102,7 @@ def build_report(results_dir, out_dir=None, formats: Sequence[str] = ("png", "sv
 
 __all__ = [
     "build_report", "register_section", "SECTIONS", "FIGURES", "FIGURE_NAMES", "paper_numbers", "load_store",
-    "prepare", "ResultsError", "table_denoise", "table_bibtex", "table_box_constraint", "table_optical_flow",
+    "prepare", "ResultsError", "table_denoise", "table_seed_gap", "seed_cells", "table_bibtex", "table_box_constraint", "table_optical_flow",
     "table_gradient_summary", "table_winners", "table_non_ok", "final_metric_table", "pareto_front",
     "pareto_points", "provenance_summary", "markdown_table", "fmt", "fmt_mean_std",
     "figure_grad_error_vs_backward_iterations", "figure_grad_error_vs_backward_time",

@@ -23,7 +23,8 @@ from ._figures import (FIGURE_NAMES, FIGURES, figure_grad_error_vs_backward_iter
 from ._frame import load_store, prepare
 from ._markdown import (fmt, fmt_mean_std, markdown_table, section_bibtex, section_denoise, section_figures,
                         section_gradient, section_non_ok, section_pareto, section_provenance, section_ranked,
-                        section_seed_gap, section_winners)
+                        section_paired, section_seed_gap, section_winners)
+from ._paired import table_paired_methods
 from ._seed_gap import seed_cells, table_seed_gap
 from ._tables import (final_metric_table, pareto_front, pareto_points, provenance_summary, table_bibtex,
                       table_box_constraint, table_denoise, table_gradient_summary, table_non_ok,
@@ -82,6 +83,7 @@ def build_report(results_dir, out_dir=None, formats: Sequence[str] = ("png", "sv
         lines += ["### Optical flow", "", "_No optical_flow training rows in this store; table omitted._", ""]
     lines += section_gradient(table_gradient_summary(df))
     lines += section_winners(table_winners(df))
+    lines += section_paired(table_paired_methods(df))
     lines += section_non_ok(table_non_ok(df))
 
     pareto_text = {"pareto_train": section_pareto(pareto_points(df, "train"), "final headline metric vs step time"),
@@ -103,7 +105,7 @@ def build_report(results_dir, out_dir=None, formats: Sequence[str] = ("png", "sv
 __all__ = [
     "build_report", "register_section", "SECTIONS", "FIGURES", "FIGURE_NAMES", "paper_numbers", "load_store",
     "prepare", "ResultsError", "table_denoise", "table_seed_gap", "seed_cells", "table_bibtex", "table_box_constraint", "table_optical_flow",
-    "table_gradient_summary", "table_winners", "table_non_ok", "final_metric_table", "pareto_front",
+    "table_gradient_summary", "table_winners", "table_paired_methods", "table_non_ok", "final_metric_table", "pareto_front",
     "pareto_points", "provenance_summary", "markdown_table", "fmt", "fmt_mean_std",
     "figure_grad_error_vs_backward_iterations", "figure_grad_error_vs_backward_time",
     "figure_memory_vs_forward_iterations", "figure_step_time_train", "figure_step_time_gradient",

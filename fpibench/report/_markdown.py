@@ -292,6 +292,44 @@ def section_winners(winners: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def _delta(x, unit: str) -> str:
+    """A signed difference; one below the 2-decimal resolution of dB/% keeps its magnitude (+2e-06)."""
+    if unit in ("dB", "%") and not _missing(x) and 0 < abs(float(x)) < 0.005:
+        return f"{float(x):+.0e}"
+    return _signed(x, unit)
+
+
+def section_paired(table: pd.DataFrame) -> list[str]:
+    """Gradient methods on the same seeds (:func:`fpibench.report.table_paired_methods`)."""
+    lines = ["## Gradient methods on the same seeds", ""]
+    if table.empty:
+        return lines + ["_No problem in this store has two gradient methods trained on a common seed._", ""]
+    lines += ["Each method's cells paired with the reference method's cell of the same seed (same "
+              "initialisation and data order): Δ = method − reference in the final headline metric, mean "
+              "[min, max] over the shared seeds, the seeds on which the method is better / worse, the paired "
+              "t-test p, the median ratio of training time (`elapsed_seconds`; cells of different sessions ran "
+              "under different load, so read ratios far from 1 only) and the unconverged solves per cell summed "
+              "over epochs (method / reference).", ""]
+    for task, sub in table.groupby("task", sort=True):
+        metric, unit, higher = sub["metric"].iloc[0], sub["unit"].iloc[0], bool(sub["higher_is_better"].iloc[0])
+        records = []
+        for row in sub.itertuples(index=False):
+            spread = "" if row.seeds < 2 else f" [{_delta(row.diff_min, unit)}, {_delta(row.diff_max, unit)}]"
+            records.append({
+                "Problem": row.panel, "Budget": budget_label(row.preset, row.setting), "Model": row.model,
+                "Method": row.method, "Reference": row.reference, "Seeds": row.seed_list,
+                f"Δ {metric}": _delta(row.diff_mean, unit) + spread,
+                "Better / worse": f"{row.better_seeds} / {row.worse_seeds}",
+                "p": DASH if _missing(row.p_paired) else _p_value(row.p_paired),
+                "Time ×": DASH if _missing(row.time_ratio) else f"{row.time_ratio:.2f}",
+                "Unconverged": f"{fmt(row.unconverged_method, 'count')} / {fmt(row.unconverged_reference, 'count')}",
+            })
+        direction = "higher" if higher else "lower"
+        lines += [f"### {task} — {metric} ({unit or 'no unit'}, {direction} is better)", ""]
+        lines += markdown_table(pd.DataFrame(records)) + [""]
+    return lines
+
+
 def section_non_ok(table: pd.DataFrame) -> list[str]:
     lines = ["## Cells that are not ok", ""]
     if table.empty:

@@ -10,8 +10,7 @@ setting and σ this takes every seed's final-epoch PSNR and computes
 
 so a reader sees whether a gap exceeds the seed spread.  Implicit models contribute one cell
 per seed: the paper's method (Picard forward + backward FPI) where that seed has it, else the
-first other gradient method (every exact method trains alike; ``methods`` names the cells
-used).  Feedforward cells trained with ``feedforward_init_scale`` form their own baseline
+seed's first other method by name (``methods`` names the cells used).  Feedforward cells trained with ``feedforward_init_scale`` form their own baseline
 group ("feedforward init×0.1"), compared with implicit cells of the same remaining setting.
 """
 from __future__ import annotations

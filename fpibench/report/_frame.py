@@ -137,6 +137,11 @@ def unit_of(df: pd.DataFrame, metric: str) -> str:
     return str(units.iloc[0]) if not units.empty else ""
 
 
+def final_train_rows(df: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """``task``'s training rows of ``metric`` at the last epoch of each cell."""
+    return final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
+
+
 def final_epoch(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows at the last epoch of each cell (per metric)."""
     if rows.empty:

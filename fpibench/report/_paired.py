@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ._frame import NO_METHOD, final_epoch, headline_metric, higher_is_better, takes_store_frame, unit_of
+from .paper_numbers import PAPER_METHOD
 
-REFERENCE_BACKWARD = "backward_fpi"
 GROUP_KEYS = ("task", "panel", "preset", "setting", "model")
 COLUMNS = (*GROUP_KEYS, "metric", "unit", "higher_is_better", "reference", "method", "seeds", "seed_list",
            "reference_mean", "method_mean", "diff_mean", "diff_min", "diff_max", "better_seeds", "worse_seeds", "p_paired", "time_ratio",
@@ -47,10 +47,11 @@ def _per_cell(df: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
 def _reference(methods: pd.DataFrame) -> tuple[str, str]:
     """(forward, backward) of the reference: backward FPI with the most seeds, else any method."""
     counts = methods.groupby(["forward", "backward"])["seed"].nunique().reset_index()
-    ours = counts[counts["backward"] == REFERENCE_BACKWARD]
+    paper_forward, paper_backward = PAPER_METHOD
+    ours = counts[counts["backward"] == paper_backward]
     pool = ours if len(ours) else counts
-    pool = pool.assign(_picard=pool["forward"] != "picard").sort_values(["seed", "_picard", "forward", "backward"],
-                                                                       ascending=[False, True, True, True])
+    pool = pool.assign(_other=pool["forward"] != paper_forward)
+    pool = pool.sort_values(["seed", "_other", "forward", "backward"], ascending=[False, True, True, True])
     top = pool.iloc[0]
     return top["forward"], top["backward"]
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._frame import final_epoch, headline_metric, takes_store_frame
-
-PAPER_METHOD = ("picard", "backward_fpi")
+from ._frame import final_train_rows, headline_metric, takes_store_frame
+from .paper_numbers import PAPER_METHOD
 BASELINE = "feedforward"
 COLUMNS = ("preset", "setting", "sigma", "row", "n", "seeds", "values", "methods", "mean", "sd", "p_welch")
 _INIT_SCALE = "feedforward_init_scale="
@@ -48,7 +47,7 @@ def seed_cells(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
     metric = headline_metric(df, task)
     if metric is None:
         return pd.DataFrame(columns=columns)
-    rows = final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
+    rows = final_train_rows(df, task, metric)
     if rows.empty:
         return pd.DataFrame(columns=columns)
     split = rows["setting"].map(_split_setting)

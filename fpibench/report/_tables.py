@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import paper_numbers as paper
-from ._frame import (NO_METHOD, budget_label, final_epoch, headline_metric, higher_is_better, method_labels,
-                     method_name, takes_store_frame, unit_of)
+from ._frame import (NO_METHOD, budget_label, final_epoch, final_train_rows, headline_metric, higher_is_better,
+                     method_labels, method_name, takes_store_frame, unit_of)
 
 MODEL_ORDER = ("feedforward", "flownets", "fpi_nn", "fpi_gd")
 SUMMARY_COLUMNS = ("mean", "std", "n", "seeds", "epoch_min", "epoch_max")
@@ -41,7 +41,7 @@ def final_metric_table(df: pd.DataFrame, task: str, extra_keys=(), metric: str |
     metric = metric or headline_metric(df, task)
     if metric is None:
         return pd.DataFrame(columns=columns)
-    rows = final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
+    rows = final_train_rows(df, task, metric)
     if rows.empty:
         return pd.DataFrame(columns=columns)
     out = rows.groupby(keys, dropna=False).agg(
@@ -164,7 +164,7 @@ def table_winners(df: pd.DataFrame) -> pd.DataFrame:
         metric = headline_metric(df, task)
         if metric is not None:
             higher = higher_is_better(df, task, metric)
-            rows = final_epoch(df[(df["task"] == task) & (df["kind"] == "train") & (df["metric"] == metric)])
+            rows = final_train_rows(df, task, metric)
             for panel, sub in rows.groupby("panel"):
                 # cells of one problem trained with different budgets are ranked apart, never averaged
                 budgets = sub.groupby(["preset", "setting"])

@@ -82,4 +82,7 @@ BOX_CONSTRAINT_BUDGET = "40 epochs, batch 100, 10,000 train / 1,000 test samples
 OPTICAL_FLOW_ORDER = ("fpi_nn", "flownets", "feedforward")
 OPTICAL_FLOW_SOURCE = "IEEE Access §IV-B (Fig. 1, lines 775-779) and appendix B-B (lines 969-973)"
 
+# The paper's own solver pair: a plain fixed-point iteration forward and the backward FPI (§3.2).
+PAPER_METHOD = ("picard", "backward_fpi")
+
 PAPER_ORDER = {"box_constraint": BOX_CONSTRAINT_ORDER, "optical_flow": OPTICAL_FLOW_ORDER}

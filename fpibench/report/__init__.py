@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 from ..errors import OptionError
 from ..results import ResultsError
 from . import paper_numbers
-from ._figures import (FIGURE_NAMES, FIGURES, figure_grad_error_vs_backward_iterations,
+from ._figures import (FIGURE_NAMES, FIGURES, figure_final_metric_by_seed, figure_grad_error_vs_backward_iterations,
                        figure_grad_error_vs_backward_time, figure_memory_vs_forward_iterations,
                        figure_metric_vs_epoch, figure_metric_vs_time, figure_pareto_gradient, figure_pareto_train,
                        figure_step_time_gradient, figure_step_time_train)
@@ -26,7 +26,7 @@ from ._markdown import (fmt, fmt_mean_std, markdown_table, section_bibtex, secti
                         section_paired, section_seed_gap, section_winners)
 from ._paired import table_paired_methods
 from ._seed_gap import seed_cells, table_seed_gap
-from ._tables import (final_metric_table, pareto_front, pareto_points, provenance_summary, table_bibtex,
+from ._tables import (final_metric_table, pareto_front, pareto_points, provenance_summary, seed_points, table_bibtex,
                       table_box_constraint, table_denoise, table_gradient_summary, table_non_ok,
                       table_optical_flow, table_winners)
 
@@ -106,8 +106,9 @@ __all__ = [
     "build_report", "register_section", "SECTIONS", "FIGURES", "FIGURE_NAMES", "paper_numbers", "load_store",
     "prepare", "ResultsError", "table_denoise", "table_seed_gap", "seed_cells", "table_bibtex", "table_box_constraint", "table_optical_flow",
     "table_gradient_summary", "table_winners", "table_paired_methods", "table_non_ok", "final_metric_table", "pareto_front",
-    "pareto_points", "provenance_summary", "markdown_table", "fmt", "fmt_mean_std",
+    "pareto_points", "seed_points", "provenance_summary", "markdown_table", "fmt", "fmt_mean_std",
     "figure_grad_error_vs_backward_iterations", "figure_grad_error_vs_backward_time",
     "figure_memory_vs_forward_iterations", "figure_step_time_train", "figure_step_time_gradient",
-    "figure_metric_vs_epoch", "figure_metric_vs_time", "figure_pareto_train", "figure_pareto_gradient",
+    "figure_metric_vs_epoch", "figure_metric_vs_time", "figure_final_metric_by_seed", "figure_pareto_train",
+    "figure_pareto_gradient",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ._frame import headline_metric, takes_store_frame, unit_of, with_labels
-from ._tables import pareto_points
+from ._tables import pareto_points, seed_points
 
 LOG_FLOOR = 1e-16  # errors below this (exact methods) are drawn at the floor on log axes
 MEMORY_METRICS = ("saved_bytes", "peak_rss_bytes", "peak_cuda_bytes")
@@ -406,6 +406,59 @@ def figure_pareto_train(df, out_dir, formats=("png", "svg")) -> list[Path]:
 figure_pareto_train.NAME = "pareto_train"
 
 
+# --- final metric seed by seed -------------------------------------------------------------------
+SEED_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h", "X", "<")
+PAPER_LINE_STYLES = {"fpi_nn": (0, (5, 2)), "fpi_gd": (0, (5, 1, 1, 1)), "feedforward": (0, (1, 1.5))}
+
+
+@takes_store_frame
+def figure_final_metric_by_seed(df, out_dir, formats=("png", "svg")) -> list[Path]:
+    """Final headline metric of every cell, one marker per seed (shape = seed, colour = gradient
+    method, black bar = mean over seeds), per problem and budget; the paper's Table 2 F1 as
+    horizontal lines.  Shows whether two methods differ by more than seeds do."""
+    points = seed_points(df)
+    if points.empty:
+        return []
+    panels = list(dict.fromkeys(points["panel"]))
+    seeds = sorted(set(points["seed"].dropna()))
+    seed_marker = {s: SEED_MARKERS[i % len(SEED_MARKERS)] for i, s in enumerate(seeds)}
+    fig, axes = _grid(len(panels), ncols=2, size=(6.4, 4.0))
+    handles = {}
+    for ax, panel in zip(axes, panels):
+        sub = points[points["panel"] == panel]
+        palette, _, _ = _method_encoding(sub)
+        labels = list(dict.fromkeys(sub["label"]))
+        for x, label in enumerate(labels):
+            cells = sub[sub["label"] == label].sort_values("seed")
+            offsets = np.linspace(-0.18, 0.18, len(cells)) if len(cells) > 1 else np.zeros(1)
+            for dx, seed, value in zip(offsets, cells["seed"], cells["value"]):
+                h = ax.scatter(x + dx, value, marker=seed_marker.get(seed, "o"), s=34, color=palette[label],
+                               edgecolors="black", linewidths=0.5, zorder=3)
+                handles.setdefault(f"seed {seed:g}", ax.scatter([], [], marker=seed_marker.get(seed, "o"), s=34,
+                                                                color="white", edgecolors="black", linewidths=0.8))
+            ax.hlines(cells["value"].mean(), x - 0.3, x + 0.3, color="black", linewidth=1.2, zorder=2)
+        for model, value in sorted(set(zip(sub["model"], sub["paper"]))):
+            if np.isfinite(value):
+                line = ax.axhline(value, color="0.35", linewidth=1, zorder=1,
+                                  linestyle=PAPER_LINE_STYLES.get(model, (0, (3, 3))))
+                handles.setdefault(f"paper: {model}", line)
+        higher = bool(sub["higher_is_better"].iloc[0])
+        if not higher:  # errors spanning decades (box MSE); scores such as F1 stay linear
+            log_scale_if_wide(ax, sub["value"])
+        ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize="small")
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+        metric, unit = sub["metric"].iloc[0], sub["unit"].iloc[0]
+        better = "higher" if higher else "lower"
+        ax.set(title=panel, ylabel=f"final {metric}" + (f" ({unit})" if unit else "") + f", {better} is better")
+        ax.title.set_fontsize("small")
+    fig.legend(list(handles.values()), list(handles.keys()), title="marker / line", loc="outside right upper",
+               fontsize="small")
+    return _save(fig, out_dir, "final_metric_by_seed", formats)
+
+
+figure_final_metric_by_seed.NAME = "final_metric_by_seed"
+
+
 # (function, title, what it needs: the note written when it is skipped)
 FIGURES: list[tuple[Callable, str, str]] = [
     (figure_grad_error_vs_backward_iterations, "Gradient accuracy vs backward iterations",
@@ -422,6 +475,8 @@ FIGURES: list[tuple[Callable, str, str]] = [
      "no rows of kind `train` with the task's headline metric"),
     (figure_metric_vs_time, "Test metric vs training wall time",
      "no rows of kind `train` with the headline metric and `elapsed_seconds`"),
+    (figure_final_metric_by_seed, "Final metric seed by seed (method differences beside the seed spread)",
+     "no rows of kind `train` with the task's headline metric"),
     (figure_pareto_train, "Accuracy–cost Pareto plot: training",
      "no rows of kind `train` with both the headline metric and `step_seconds`"),
     (figure_pareto_gradient, "Accuracy–cost Pareto plot: gradient study",

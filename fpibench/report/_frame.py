@@ -90,6 +90,21 @@ def budget_label(preset: str, setting: str) -> str:
     return f"preset {preset or '—'}" + (f", {setting}" if setting else "")
 
 
+_INIT_SCALE = "feedforward_init_scale="
+
+
+def split_init_scale(setting: str) -> tuple[str, float]:
+    """"feedforward_init_scale=0.1, epochs=40" -> ("epochs=40", 0.1); no scale -> (setting, 1.0).
+
+    A feedforward baseline trained with a smaller initialisation is a different baseline,
+    not a different budget: tables and figures compare it with implicit cells of the
+    remaining setting."""
+    parts = setting.split(", ") if setting else []
+    scales = [float(p[len(_INIT_SCALE):]) for p in parts if p.startswith(_INIT_SCALE)]
+    rest = ", ".join(p for p in parts if not p.startswith(_INIT_SCALE))
+    return rest, (scales[0] if scales else 1.0)
+
+
 def takes_store_frame(fn):
     """Let a table/figure function take ``results.load``'s frame as is: prepare it once."""
     @functools.wraps(fn)

@@ -18,19 +18,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._frame import final_train_rows, headline_metric, takes_store_frame
+from ._frame import final_train_rows, headline_metric, split_init_scale, takes_store_frame
 from .paper_numbers import PAPER_METHOD
+
 BASELINE = "feedforward"
 COLUMNS = ("preset", "setting", "sigma", "row", "n", "seeds", "values", "methods", "mean", "sd", "p_welch")
-_INIT_SCALE = "feedforward_init_scale="
-
-
-def _split_setting(setting: str) -> tuple[str, float]:
-    """"feedforward_init_scale=0.1, epochs=40" -> ("epochs=40", 0.1); no scale -> (setting, 1.0)."""
-    parts = setting.split(", ") if setting else []
-    scales = [float(p[len(_INIT_SCALE):]) for p in parts if p.startswith(_INIT_SCALE)]
-    rest = ", ".join(p for p in parts if not p.startswith(_INIT_SCALE))
-    return rest, (scales[0] if scales else 1.0)
 
 
 def _group(model: str, scale: float) -> str:
@@ -50,7 +42,7 @@ def seed_cells(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
     rows = final_train_rows(df, task, metric)
     if rows.empty:
         return pd.DataFrame(columns=columns)
-    split = rows["setting"].map(_split_setting)
+    split = rows["setting"].map(split_init_scale)
     cells = pd.DataFrame({
         "preset": rows["preset"], "setting": split.map(lambda s: s[0]), "sigma": rows["sigma"],
         "group": [_group(m, s[1]) for m, s in zip(rows["model"], split)], "seed": rows["seed"],

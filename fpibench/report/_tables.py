@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import paper_numbers as paper
 from ._frame import (NO_METHOD, budget_label, final_epoch, final_train_rows, headline_metric, higher_is_better,
-                     method_labels, method_name, takes_store_frame, unit_of)
+                     method_labels, method_name, split_init_scale, takes_store_frame, unit_of)
 
 MODEL_ORDER = ("feedforward", "flownets", "fpi_nn", "fpi_gd")
 SUMMARY_COLUMNS = ("mean", "std", "n", "seeds", "epoch_min", "epoch_max")
@@ -268,6 +268,86 @@ def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
         sub = table.loc[idx]
         table.loc[idx, "on_front"] = pareto_front(sub["x"], sub["y"], bool(sub["higher_is_better"].iloc[0]))
     return table[columns].sort_values(["panel", "x"], kind="stable").reset_index(drop=True)
+
+
+SEED_POINT_COLUMNS = ("task", "panel", "metric", "unit", "higher_is_better", "model", "forward", "backward", "label",
+                      "seed", "value", "paper")
+
+
+def _paper_value(task: str, model: str, preset: str) -> float:
+    """The paper's own number for ``model`` where it was measured on our test set: Bibtex F1
+    (Table 2), paper preset only.  Table 1's PSNRs are on grey Flying Chairs crops, not on
+    our BSD68, so they are not drawn on our axis."""
+    if preset != "paper" or task != "bibtex":
+        return np.nan
+    return next((row.value for row in paper.BIBTEX_F1 if row.model == model), np.nan)
+
+
+def _panel_title(panel: str, preset: str, setting: str) -> str:
+    """Problem and budget without repeating an option ("denoise sigma=15; preset quick, epochs=20");
+    the baseline's init scale is dropped (it names a baseline, not a budget)."""
+    rest, _ = split_init_scale(setting)
+    shown = set(rest.split(", ")) if rest else set()
+    words = [w for w in panel.split(" ") if w not in shown and not w.startswith("feedforward_init_scale=")]
+    return f"{' '.join(words)}; {budget_label(preset, rest)}"
+
+
+def _one_fpi_model_per_panel(cells: pd.DataFrame) -> pd.DataFrame:
+    """A panel holding several FPI models (Bibtex, box: FPI_NN and FPI_GD) becomes one panel
+    per FPI model ("bibtex fpi_gd; preset paper"), each with the panel's baselines."""
+    out = []
+    for panel, part in cells.groupby("panel", sort=False):
+        baseline = part["backward"].isin(NO_METHOD)
+        models = list(dict.fromkeys(part.loc[~baseline, "model"]))
+        if len(models) < 2:
+            out.append(part)
+            continue
+        problem, _, budget = panel.partition("; ")
+        for model in models:
+            chosen = part[baseline | (part["model"] == model)]
+            out.append(chosen.assign(panel=f"{problem} {model}; {budget}"))
+    return pd.concat(out, ignore_index=True)
+
+
+@takes_store_frame
+def seed_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Every training cell's final headline metric, one row per cell (= per seed), grouped in
+    panels of one problem and one budget; the spread that seeds alone produce is then seen
+    beside the differences between methods.  ``label`` names the method (a feedforward
+    baseline trained with ``feedforward_init_scale`` gets " init×s"), ``paper`` is the paper's
+    number for the row's model where it was measured on our test set (Bibtex, paper preset)."""
+    parts = []
+    for task in sorted(set(df.loc[df["kind"] == "train", "task"])):
+        metric = headline_metric(df, task)
+        if metric is None:
+            continue
+        rows = final_train_rows(df, task, metric)
+        rows = rows[np.isfinite(rows["value"])]
+        if rows.empty:
+            continue
+        cells = rows.groupby("cell_id", sort=False).agg(
+            panel=("panel", "first"), preset=("preset", "first"), setting=("setting", "first"),
+            model=("model", "first"), forward=("forward", "first"),
+            backward=("backward", "first"), seed=("seed", "first"), value=("value", "mean")).reset_index()
+        cells["panel"] = [_panel_title(*k) for k in zip(cells["panel"], cells["preset"], cells["setting"])]
+        cells = _one_fpi_model_per_panel(cells)
+        cells["paper"] = [_paper_value(task, m, p) for m, p in zip(cells["model"], cells["preset"])]
+        scale = cells["setting"].map(lambda s: split_init_scale(s)[1])
+        labels = pd.Series("", index=cells.index, dtype=object)
+        for _, idx in cells.groupby("panel").groups.items():
+            labels.loc[idx] = method_labels(cells.loc[idx]).to_numpy()
+        baseline = cells["backward"].isin(NO_METHOD) & (scale != 1.0)
+        labels[baseline] = labels[baseline] + scale[baseline].map(lambda s: f" init×{s:g}")
+        cells["label"] = labels
+        cells["task"], cells["metric"], cells["unit"] = task, metric, unit_of(df, metric)
+        cells["higher_is_better"] = higher_is_better(df, task, metric)
+        parts.append(cells)
+    if not parts:
+        return pd.DataFrame(columns=list(SEED_POINT_COLUMNS))
+    out = pd.concat(parts, ignore_index=True).assign(_m=lambda d: d["model"].map(_model_rank),
+                                                     _p=lambda d: d["preset"] != "paper")
+    out = out.sort_values(["task", "_p", "panel", "_m", "label", "seed"], kind="stable")
+    return out[list(SEED_POINT_COLUMNS)].reset_index(drop=True)
 
 
 @takes_store_frame

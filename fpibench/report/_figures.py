@@ -416,6 +416,8 @@ def figure_final_metric_by_seed(df, out_dir, formats=("png", "svg")) -> list[Pat
     """Final headline metric of every cell, one marker per seed (shape = seed, colour = gradient
     method, black bar = mean over seeds), per problem and budget; the paper's Table 2 F1 as
     horizontal lines.  Shows whether two methods differ by more than seeds do."""
+    from matplotlib.lines import Line2D
+
     points = seed_points(df)
     if points.empty:
         return []
@@ -432,10 +434,10 @@ def figure_final_metric_by_seed(df, out_dir, formats=("png", "svg")) -> list[Pat
             cells = sub[sub["label"] == label].sort_values("seed")
             offsets = np.linspace(-0.18, 0.18, len(cells)) if len(cells) > 1 else np.zeros(1)
             for dx, seed, value in zip(offsets, cells["seed"], cells["value"]):
-                h = ax.scatter(x + dx, value, marker=seed_marker.get(seed, "o"), s=34, color=palette[label],
-                               edgecolors="black", linewidths=0.5, zorder=3)
-                handles.setdefault(f"seed {seed:g}", ax.scatter([], [], marker=seed_marker.get(seed, "o"), s=34,
-                                                                color="white", edgecolors="black", linewidths=0.8))
+                ax.scatter(x + dx, value, marker=seed_marker.get(seed, "o"), s=34, color=palette[label],
+                           edgecolors="black", linewidths=0.5, zorder=3)
+                handles.setdefault(f"seed {seed:g}", Line2D([], [], marker=seed_marker.get(seed, "o"), linestyle="",
+                                                            markerfacecolor="white", markeredgecolor="black"))
             ax.hlines(cells["value"].mean(), x - 0.3, x + 0.3, color="black", linewidth=1.2, zorder=2)
         for model, value in sorted(set(zip(sub["model"], sub["paper"]))):
             if np.isfinite(value):

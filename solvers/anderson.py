@@ -20,7 +20,7 @@ import torch
 
 from fpibench._iterate import FixedPointSolver, SolverState, write_slot
 from fpibench._registry import register_forward
-from fpibench.errors import OptionError
+from fpibench._options import Integer, Number, option
 
 
 @register_forward("anderson")
@@ -28,19 +28,11 @@ from fpibench.errors import OptionError
 class Anderson(FixedPointSolver):
     """Anderson acceleration with window ``m``, mixing ``beta`` and relative ridge ``lam``."""
 
-    m: int = 5
-    beta: float = 1.0
-    lam: float = 1e-4
+    m: int = option(5, Integer(1))
+    beta: float = option(1.0, Number(0, 1))
+    lam: float = option(1e-4, Number(0, low_closed=True))
     name = "anderson"
     stops_on_growth = False  # quasi-Newton steps swing before they settle
-
-    def __post_init__(self):
-        if not isinstance(self.m, int) or isinstance(self.m, bool) or self.m < 1:
-            raise OptionError(f"anderson: window m must be an integer >= 1, got {self.m!r}")
-        if not 0 < self.beta <= 1:
-            raise OptionError(f"anderson: beta must be in (0, 1], got {self.beta!r}")
-        if not self.lam >= 0:
-            raise OptionError(f"anderson: lam must be >= 0, got {self.lam!r}")
 
     def init(self, f, x0):
         b, n = x0.shape

@@ -17,20 +17,17 @@ from dataclasses import dataclass
 import torch
 
 from fpibench._iterate import FixedPointSolver, SolverState
-from fpibench.errors import OptionError
+from fpibench._options import Integer, option
 
 
 @dataclass
 class GMRES(FixedPointSolver):
     """Restarted GMRES with Krylov dimension ``restart``."""
 
-    restart: int = 20
+    restart: int = option(20, Integer(1))
     name = "gmres"
+    option_kind = "adjoint solver"
     linear_only = True
-
-    def __post_init__(self):
-        if not isinstance(self.restart, int) or isinstance(self.restart, bool) or self.restart < 1:
-            raise OptionError(f"gmres: restart must be an integer >= 1, got {self.restart!r}")
 
     def init(self, f, x0):
         state = SolverState(x0)

@@ -17,7 +17,8 @@ import torch
 from fpibench._gradient import AdjointGradient, vjp_map
 from fpibench._registry import register_backward
 from fpibench._stats import BackwardStats
-from fpibench.errors import JacobianTooLargeError, OptionError
+from fpibench._options import GradientOptions, Integer, Number, option
+from fpibench.errors import JacobianTooLargeError
 
 
 def _format_bytes(n: float) -> str:
@@ -35,18 +36,12 @@ def dense_jacobian_bytes(batch: int, n: int, itemsize: int) -> int:
 
 @register_backward("jacobian_inverse")
 @dataclass
-class JacobianInverse(AdjointGradient):
+class JacobianInverse(GradientOptions, AdjointGradient):
     """Dense per-sample Jacobian and a direct solve; ``memory_budget`` in bytes."""
 
-    memory_budget: int = 2 * 1024**3
-    chunk_size: int = 256
+    memory_budget: int = option(2 * 1024**3, Number(0))
+    chunk_size: int = option(256, Integer(1))
     name = "jacobian_inverse"
-
-    def __post_init__(self):
-        if not self.memory_budget > 0:
-            raise OptionError(f"jacobian_inverse: memory_budget must be > 0 bytes, got {self.memory_budget!r}")
-        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise OptionError(f"jacobian_inverse: chunk_size must be an integer >= 1, got {self.chunk_size!r}")
 
     def check_size(self, x):
         batch, n = x.shape

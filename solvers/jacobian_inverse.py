@@ -6,7 +6,8 @@ i.e. torch.func.vmap over the VJP), in chunks of ``chunk_size`` rows.  Exact up 
 direct solver's rounding; memory O(B·N²), so the method refuses up front — before
 allocating anything — when 3·B·N²·itemsize (Jacobian, system matrix and its LU factors)
 exceeds ``memory_budget`` bytes.  With ``create_graph`` J is built with a graph and
-``torch.linalg.solve`` is differentiated, so ``gradgradcheck`` passes.
+``torch.linalg.solve`` is differentiated, so ``gradgradcheck`` passes.  The solve runs in at
+least float32 (LAPACK has no half-precision LU) and c is cast back to the state's dtype.
 """
 from __future__ import annotations
 
@@ -30,8 +31,14 @@ def _format_bytes(n: float) -> str:
 
 
 def dense_jacobian_bytes(batch: int, n: int, itemsize: int) -> int:
-    """Bytes the dense method needs: Jacobian, system matrix, LU factors (3 · B · N² · itemsize)."""
+    """Bytes the dense method needs: Jacobian, system matrix, LU factors (3 · B · N² · itemsize,
+    the itemsize of the solve's dtype)."""
     return 3 * batch * n * n * itemsize
+
+
+def solve_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the dense solve: the state's, but at least float32."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 @register_backward("jacobian_inverse")
@@ -45,7 +52,7 @@ class JacobianInverse(GradientOptions, AdjointGradient):
 
     def check_size(self, x):
         batch, n = x.shape
-        need = dense_jacobian_bytes(batch, n, x.element_size())
+        need = dense_jacobian_bytes(batch, n, solve_dtype(x.dtype).itemsize)
         if need > self.memory_budget:
             raise JacobianTooLargeError(
                 f"jacobian_inverse: the dense Jacobian for batch {batch} × dimension {n} ({x.dtype}) "
@@ -76,7 +83,7 @@ class JacobianInverse(GradientOptions, AdjointGradient):
             jac = self.jacobian(fx, point, create_graph)
             batch, n = v.shape
             system = torch.eye(n, dtype=v.dtype, device=v.device) - jac.transpose(1, 2)
-            c = torch.linalg.solve(system, v)
+            c = torch.linalg.solve(system.to(solve_dtype(v.dtype)), v.to(solve_dtype(v.dtype))).to(v.dtype)
         with torch.no_grad():
             residual = torch.linalg.vector_norm(c - torch.bmm(jac.transpose(1, 2), c.unsqueeze(2)).squeeze(2) - v, dim=1)
             finite = torch.isfinite(c).all(dim=1).cpu()

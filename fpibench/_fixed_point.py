@@ -103,7 +103,8 @@ def fixed_point(
     dimension 0 of x indexes independent problems: convergence, solver state and
     Jacobians are per sample.  ``forward_options`` go to the forward solver (plus the loop
     options ``criterion``, ``check_every``, ``divergence_factor``, ``rounding_floor``); ``backward_options`` to
-    the gradient method.  ``strict=True`` raises :class:`FixedPointError` when the forward
+    the gradient method.  Every option is checked before the solve (:class:`OptionError`
+    names the method, the option, its constraint and the value).  ``strict=True`` raises :class:`FixedPointError` when the forward
     or backward solve fails instead of warning.
     """
     if not callable(g):

@@ -8,8 +8,8 @@ from typing import Callable, NamedTuple, Optional
 
 import torch
 
-from ._gradient import SolveContext
-from ._iterate import CONVERGED, IterationControl
+from ._gradient import GradientMethod, SolveContext
+from ._iterate import CONVERGED, FixedPointSolver, IterationControl
 from ._registry import BACKWARD, FORWARD
 from ._stats import SolveStats
 from .errors import FixedPointError, FixedPointWarning, OptionError
@@ -60,8 +60,8 @@ class Methods(NamedTuple):
     forward: str
     backward: str
     control: IterationControl
-    solver: object
-    method: object
+    solver: FixedPointSolver
+    method: GradientMethod
 
 
 def build_methods(
@@ -102,10 +102,11 @@ def fixed_point(
     may itself call ``torch.autograd.grad`` (FPI_GD layers).  With ``batch=True``
     dimension 0 of x indexes independent problems: convergence, solver state and
     Jacobians are per sample.  ``forward_options`` go to the forward solver (plus the loop
-    options ``criterion``, ``check_every``, ``divergence_factor``, ``rounding_floor``); ``backward_options`` to
-    the gradient method.  Every option is checked before the solve (:class:`OptionError`
-    names the method, the option, its constraint and the value).  ``strict=True`` raises :class:`FixedPointError` when the forward
-    or backward solve fails instead of warning.
+    options ``criterion``, ``check_every``, ``divergence_factor``, ``rounding_floor``);
+    ``backward_options`` to the gradient method.  Every option is checked before the solve
+    (:class:`OptionError` names the method, the option, its constraint and the value).
+    ``strict=True`` raises :class:`FixedPointError` when the forward or backward solve fails
+    instead of warning.
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {type(g).__name__}")

@@ -10,6 +10,7 @@ defaults and constraints (``fpibench.available_methods()``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from typing import Any, ClassVar, Optional
@@ -139,12 +140,17 @@ def describe(cls: type) -> dict[str, dict[str, Any]]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _checks(cls: type) -> tuple:
+    """``(name, check)`` of each checked option of ``cls`` (computed once per class)."""
+    return tuple((name, f.metadata[_CHECK]) for name, f in declared(cls).items() if _CHECK in f.metadata)
+
+
 def validate(obj: Any, what: str) -> None:
     """Raise :class:`OptionError` for the first declared option of ``obj`` its check refuses."""
-    for name, field in declared(type(obj)).items():
-        check = field.metadata.get(_CHECK)
+    for name, check in _checks(type(obj)):
         value = getattr(obj, name)
-        if check is not None and not check.accepts(value):
+        if not check.accepts(value):
             raise OptionError(f"{what}: option {name} must be {check.describe()}, got {value!r} ({type(value).__name__})")
 
 

@@ -7,8 +7,8 @@ The iterate is x₀ + V_k y_k with y_k the small least-squares solution, and the
 ‖b − (I − M) x_k‖ = ‖h(x_k) − x_k‖ is reported to the loop (Saad & Schultz 1986).
 Orthogonalisation is classical Gram–Schmidt applied twice (CGS2), batched.  The Hessenberg
 matrix and its least-squares solve are kept in at least float32 (LAPACK has no
-half-precision QR); the Krylov basis stays in the state's dtype.  In fpibench h is the adjoint map c ↦ (∂g/∂x)ᵀc + ∇x̂L,
-so every step costs one vector–Jacobian product.
+half-precision QR); the Krylov basis stays in the state's dtype.  In fpibench h is the
+adjoint map c ↦ (∂g/∂x)ᵀc + ∇x̂L, so every step costs one vector–Jacobian product.
 
 Only valid for affine maps, so it is registered as a gradient method, not a forward solver.
 """

@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
-from ._gradient import SolveContext
-from ._iterate import CONVERGED, IterationControl
+from ._gradient import GradientMethod, SolveContext
+from ._iterate import CONVERGED, FixedPointSolver, IterationControl
 from ._registry import BACKWARD, FORWARD
 from ._stats import SolveStats
 from .errors import FixedPointError, FixedPointWarning, OptionError
@@ -43,14 +43,44 @@ class _FlatMap:
 
 
 def _split_options(options: Optional[dict], what: str) -> tuple[dict, dict]:
+    """``forward_options`` → (loop options, solver options)."""
     if options is None:
         return {}, {}
     if not isinstance(options, dict):
         raise OptionError(f"{what} must be a dict, got {type(options).__name__}")
-    loop_names = IterationControl.option_names() - {"tol", "max_iter"}
+    loop_names = IterationControl.forward_option_names()
     loop = {k: v for k, v in options.items() if k in loop_names}
     rest = {k: v for k, v in options.items() if k not in loop_names}
     return loop, rest
+
+
+class Methods(NamedTuple):
+    """A solve's configuration, every name resolved and every option checked."""
+
+    forward: str
+    backward: str
+    control: IterationControl
+    solver: FixedPointSolver
+    method: GradientMethod
+
+
+def build_methods(
+    forward: str,
+    backward: str,
+    tol: Optional[float] = 1e-6,
+    max_iter: int = 200,
+    forward_options: Optional[dict] = None,
+    backward_options: Optional[dict] = None,
+) -> Methods:
+    """Resolve the method names and check every option (raising :class:`OptionError` or
+    :class:`UnknownMethodError` naming it); :func:`fixed_point`, :class:`FixedPointLayer`
+    and the sweep validation all go through here."""
+    forward_name, backward_name = FORWARD.resolve(forward), BACKWARD.resolve(backward)
+    loop, solver_options = _split_options(forward_options, "forward_options")
+    control = IterationControl(tol=tol, max_iter=max_iter, **loop)
+    solver = FORWARD.create(forward_name, solver_options, shared=tuple(sorted(IterationControl.forward_option_names())))
+    method = BACKWARD.create(backward_name, {} if backward_options is None else backward_options)
+    return Methods(forward_name, backward_name, control, solver, method)
 
 
 def fixed_point(
@@ -72,9 +102,11 @@ def fixed_point(
     may itself call ``torch.autograd.grad`` (FPI_GD layers).  With ``batch=True``
     dimension 0 of x indexes independent problems: convergence, solver state and
     Jacobians are per sample.  ``forward_options`` go to the forward solver (plus the loop
-    options ``criterion``, ``check_every``, ``divergence_factor``, ``rounding_floor``); ``backward_options`` to
-    the gradient method.  ``strict=True`` raises :class:`FixedPointError` when the forward
-    or backward solve fails instead of warning.
+    options ``criterion``, ``check_every``, ``divergence_factor``, ``rounding_floor``);
+    ``backward_options`` to the gradient method.  Every option is checked before the solve
+    (:class:`OptionError` names the method, the option, its constraint and the value).
+    ``strict=True`` raises :class:`FixedPointError` when the forward or backward solve fails
+    instead of warning.
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {type(g).__name__}")
@@ -88,11 +120,9 @@ def fixed_point(
         raise ValueError(f"x0 is empty (shape {tuple(x0.shape)})")
     if not bool(torch.isfinite(x0).all()):
         raise ValueError("x0 contains NaN or Inf")
-    forward_name, backward_name = FORWARD.resolve(forward), BACKWARD.resolve(backward)
-    loop, solver_options = _split_options(forward_options, "forward_options")
-    control = IterationControl(tol=tol, max_iter=max_iter, **loop)
-    solver = FORWARD.create(forward_name, solver_options)
-    method = BACKWARD.create(backward_name, backward_options or {})
+    forward_name, backward_name, control, solver, method = build_methods(
+        forward, backward, tol, max_iter, forward_options, backward_options
+    )
 
     shape = x0.shape
     flat_shape = (shape[0], -1) if batch else (1, -1)

@@ -31,8 +31,9 @@ from torch.utils._pytree import tree_map
 
 from ._inputs import evaluate_with_inputs
 from ._iterate import CONVERGED, FIXED_STEPS, IterationControl, IterationStats, iterate
+from ._options import GradientOptions, Integer, Number, option, same_as
 from ._stats import BackwardStats, SolveStats
-from .errors import FixedPointError, FixedPointWarning, OptionError
+from .errors import FixedPointError, FixedPointWarning
 
 Map = Callable[[torch.Tensor], torch.Tensor]
 
@@ -284,16 +285,19 @@ class AdjointGradient(GradientMethod):
         raise NotImplementedError
 
 
+_FORWARD = "the forward solve's value"
+
+
 @dataclass
-class IterativeOptions:
+class IterativeOptions(GradientOptions):
     """Options shared by the iterative adjoint solvers; ``None`` inherits the forward's."""
 
-    tol: Optional[float] = None
-    max_iter: Optional[int] = None
-    criterion: Optional[str] = None
-    check_every: int = 1
-    divergence_factor: Optional[float] = None
-    rounding_floor: Optional[bool] = None
+    tol: Optional[float] = same_as(IterationControl, "tol", inherit=_FORWARD)
+    max_iter: Optional[int] = same_as(IterationControl, "max_iter", inherit=_FORWARD)
+    criterion: Optional[str] = same_as(IterationControl, "criterion", inherit=_FORWARD)
+    check_every: int = same_as(IterationControl, "check_every")
+    divergence_factor: Optional[float] = same_as(IterationControl, "divergence_factor", inherit=_FORWARD)
+    rounding_floor: Optional[bool] = same_as(IterationControl, "rounding_floor", inherit=_FORWARD)
 
 
 class IterativeAdjoint(AdjointGradient):
@@ -361,19 +365,13 @@ def hook_backward_stats(y: torch.Tensor, ctx: SolveContext, method: str, stats: 
 
 
 @dataclass
-class TruncatedOptions:
-    steps: int = 5
-    damping: float = 0.5
+class TruncatedOptions(GradientOptions):
+    steps: int = option(5, Integer(1))
+    damping: float = option(0.5, Number(0, 1))
 
 
 class TruncatedGradient(GradientMethod):
     """k damped steps x ← (1−λ)x + λ g(x) from x̂ with the graph on (Geng et al. 2021)."""
-
-    def __post_init__(self):
-        if not (isinstance(self.steps, int) and not isinstance(self.steps, bool) and self.steps >= 1):
-            raise OptionError(f"{self.name}: steps must be an integer >= 1, got {self.steps!r}")
-        if not 0 < self.damping <= 1:
-            raise OptionError(f"{self.name}: damping must be in (0, 1], got {self.damping!r}")
 
     def attach(self, f, x_star, ctx):
         from fpibench.solvers.picard import Picard

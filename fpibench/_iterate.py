@@ -13,14 +13,13 @@ per-sample bookkeeping uses numpy views, which cost no synchronisation there).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import torch
 
-from .errors import OptionError
+from ._options import Flag, Integer, Number, OneOf, OrNone, Validated, declared, option
 
 CONVERGED = "converged"
 NOT_CONVERGED = "not_converged"
@@ -45,10 +44,12 @@ class SolverState:
         self.__dict__.update(kwargs)
 
 
-class FixedPointSolver:
-    """Base class of solvers; subclasses are dataclasses whose fields are their options."""
+class FixedPointSolver(Validated):
+    """Base class of solvers; subclasses are dataclasses whose fields are their options,
+    declared with :func:`~fpibench._options.option` (checked on construction)."""
 
     name = "solver"
+    option_kind = "forward solver"
     #: True when the solver is only valid for affine maps (GMRES).
     linear_only = False
     #: False for quasi-Newton solvers (Anderson, Broyden), whose steps may legitimately swing
@@ -78,7 +79,7 @@ def write_slot(buffer: torch.Tensor, index: int, value: torch.Tensor, dim: int =
 
 
 @dataclass
-class IterationControl:
+class IterationControl(Validated):
     """Stopping rule of :func:`iterate`.
 
     ``tol=None`` runs exactly ``max_iter`` steps (Neumann terms, phantom steps).
@@ -97,32 +98,27 @@ class IterationControl:
     until ``max_iter``.  ``False`` keeps the bare tolerance.
     """
 
-    tol: Optional[float] = 1e-6
-    max_iter: int = 200
-    criterion: str = "relative"
-    check_every: int = 1
-    divergence_factor: float = 1e4
-    rounding_floor: bool = True
-    eps: float = 1e-12
+    option_kind = "iteration loop"
+    #: the options given as arguments of ``fixed_point`` (the others go in ``forward_options``)
+    arguments: ClassVar[tuple] = ("tol", "max_iter")
+    #: guards the relative criterion ‖Δx‖/(‖x‖ + eps) against ‖x‖ = 0; internal, not an option
+    eps: ClassVar[float] = 1e-12
 
-    def __post_init__(self):
-        if self.tol is not None:
-            if not isinstance(self.tol, (int, float)) or not self.tol > 0:
-                raise OptionError(f"tol must be a number > 0, got {self.tol!r}")
-        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) or self.max_iter < 1:
-            raise OptionError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if self.criterion not in ("relative", "absolute"):
-            raise OptionError(f"criterion must be 'relative' or 'absolute', got {self.criterion!r}")
-        if not isinstance(self.check_every, int) or self.check_every < 1:
-            raise OptionError(f"check_every must be an integer >= 1, got {self.check_every!r}")
-        if not self.divergence_factor > 1:
-            raise OptionError(f"divergence_factor must be > 1, got {self.divergence_factor!r}")
-        if not isinstance(self.rounding_floor, bool):
-            raise OptionError(f"rounding_floor must be True or False, got {self.rounding_floor!r}")
+    tol: Optional[float] = option(1e-6, OrNone(Number(0), "run exactly max_iter steps"))
+    max_iter: int = option(200, Integer(1))
+    criterion: str = option("relative", OneOf(("relative", "absolute")))
+    check_every: int = option(1, Integer(1))
+    divergence_factor: float = option(1e4, Number(1))
+    rounding_floor: bool = option(True, Flag())
 
     @classmethod
     def option_names(cls) -> set[str]:
-        return {f.name for f in dataclasses.fields(cls)}
+        return set(declared(cls))
+
+    @classmethod
+    def forward_option_names(cls) -> set[str]:
+        """The loop options a caller gives in ``forward_options``."""
+        return cls.option_names() - set(cls.arguments)
 
 
 @dataclass

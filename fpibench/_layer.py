@@ -6,7 +6,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ._fixed_point import Solution, fixed_point
+from ._fixed_point import Solution, build_methods, fixed_point
 
 
 class FixedPointLayer(nn.Module):
@@ -34,6 +34,7 @@ class FixedPointLayer(nn.Module):
         strict: bool = False,
     ):
         super().__init__()
+        build_methods(forward, backward, tol, max_iter, forward_options, backward_options)  # refuse bad options now
         self.g = g_module
         self.forward_method, self.backward_method = forward, backward
         self.tol, self.max_iter = tol, max_iter

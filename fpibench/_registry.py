@@ -7,11 +7,12 @@ effects) or a callable that is called with no arguments.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from importlib import metadata
 from typing import Any, Callable, Dict, Type
 
+from ._iterate import IterationControl
+from ._options import declared, describe
 from .errors import OptionError, UnknownMethodError
 
 ENTRY_POINT_GROUP = "fpibench.solvers"
@@ -59,39 +60,29 @@ class Registry:
     def get(self, name: str) -> type:
         return self._classes[self.resolve(name)]
 
-    def create(self, name: str, options: dict | None = None):
-        """Instantiate ``name`` with ``options``, rejecting options it does not take."""
+    def create(self, name: str, options: dict | None = None, shared: tuple[str, ...] = ()):
+        """Instantiate ``name`` with ``options``, rejecting options it does not take.
+
+        ``shared``: option names the caller takes out of the same dict before (e.g. the loop
+        options in ``forward_options``); they are listed with the valid names in the error."""
         cls = self.get(name)
-        return build_with_options(cls, options or {}, f"{self.kind} {self.resolve(name)!r}")
+        return build_with_options(cls, options or {}, f"{self.kind} {self.resolve(name)!r}", shared)
 
     def describe(self) -> dict[str, dict[str, Any]]:
-        """Each entry's options with their defaults."""
-        return {name: option_defaults(self._classes[name]) for name in self.names()}
+        """Each entry's options: ``{name: {option: {"default": ..., "constraint": ...}}}``."""
+        return {name: describe(self._classes[name]) for name in self.names()}
 
 
-def option_defaults(cls: type) -> dict[str, Any]:
-    out = {}
-    for field in dataclasses.fields(cls):
-        if not field.init or field.name.startswith("_"):
-            continue
-        if field.default is not dataclasses.MISSING:
-            out[field.name] = field.default
-        elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            out[field.name] = field.default_factory()  # type: ignore[misc]
-        else:
-            out[field.name] = None
-    return out
-
-
-def build_with_options(cls: type, options: dict, what: str):
+def build_with_options(cls: type, options: dict, what: str, shared: tuple[str, ...] = ()):
+    """``cls(**options)`` after refusing unknown option names; the values are checked by ``cls``."""
     if not isinstance(options, dict):
         raise OptionError(f"options for {what} must be a dict, got {type(options).__name__}")
-    accepted = option_defaults(cls)
+    accepted = sorted(declared(cls)) + sorted(shared)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise OptionError(
             f"{what} does not take option(s) {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(sorted(accepted)) or 'no options'}"
+            f"it takes: {', '.join(accepted) or 'no options'}"
         )
     return cls(**options)
 
@@ -132,5 +123,10 @@ def register_backward(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[
 
 
 def available_methods() -> dict[str, dict[str, dict[str, Any]]]:
-    """``{"forward": {name: options}, "backward": {name: options}}`` for every registered method."""
-    return {"forward": FORWARD.describe(), "backward": BACKWARD.describe()}
+    """Every registered method with its options, each ``{"default": ..., "constraint": "..."}``:
+    ``{"forward": {name: options}, "backward": {name: options}}``.  A forward solver's entry
+    includes the loop options it takes in ``forward_options`` (``tol`` and ``max_iter`` are
+    arguments of ``fixed_point`` itself)."""
+    loop = {k: v for k, v in describe(IterationControl).items() if k in IterationControl.forward_option_names()}
+    forward = {name: {**options, **loop} for name, options in FORWARD.describe().items()}
+    return {"forward": forward, "backward": BACKWARD.describe()}

@@ -31,7 +31,7 @@ import torch
 
 from fpibench._iterate import FixedPointSolver, SolverState, write_slot
 from fpibench._registry import register_forward
-from fpibench.errors import OptionError
+from fpibench._options import Integer, Number, OneOf, option
 
 
 @register_forward("broyden")
@@ -45,22 +45,12 @@ class Broyden(FixedPointSolver):
     anyway (the rule of torchdeq and of most DEQ code).
     """
 
-    m: int = 30
-    step_size: float = 1.0
-    stop_on: str = "step"
-    on_full: str = "restart"
+    m: int = option(30, Integer(1))
+    step_size: float = option(1.0, Number(0))
+    stop_on: str = option("step", OneOf(("step", "residual")))
+    on_full: str = option("restart", OneOf(("restart", "overwrite")))
     name = "broyden"
     stops_on_growth = False  # quasi-Newton steps swing before they settle
-
-    def __post_init__(self):
-        if self.stop_on not in ("step", "residual"):
-            raise OptionError(f"broyden: stop_on must be 'step' or 'residual', got {self.stop_on!r}")
-        if self.on_full not in ("restart", "overwrite"):
-            raise OptionError(f"broyden: on_full must be 'restart' or 'overwrite', got {self.on_full!r}")
-        if not isinstance(self.m, int) or isinstance(self.m, bool) or self.m < 1:
-            raise OptionError(f"broyden: memory m must be an integer >= 1, got {self.m!r}")
-        if not self.step_size > 0:
-            raise OptionError(f"broyden: step_size must be > 0, got {self.step_size!r}")
 
     #: initial number of allocated pair slots (grown by doubling up to m)
     initial_slots = 8

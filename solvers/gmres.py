@@ -5,8 +5,10 @@ x₀ (the start, then each restart) the correction solves (I − M) δ = h(x₀)
 M v = h(x₀ + v) − h(x₀), so each Arnoldi step costs one call of h and a restart one more.
 The iterate is x₀ + V_k y_k with y_k the small least-squares solution, and the residual
 ‖b − (I − M) x_k‖ = ‖h(x_k) − x_k‖ is reported to the loop (Saad & Schultz 1986).
-Orthogonalisation is classical Gram–Schmidt applied twice (CGS2), batched.  In fpibench h is the adjoint map c ↦ (∂g/∂x)ᵀc + ∇x̂L,
-so every step costs one vector–Jacobian product.
+Orthogonalisation is classical Gram–Schmidt applied twice (CGS2), batched.  The Hessenberg
+matrix and its least-squares solve are kept in at least float32 (LAPACK has no
+half-precision QR); the Krylov basis stays in the state's dtype.  In fpibench h is the
+adjoint map c ↦ (∂g/∂x)ᵀc + ∇x̂L, so every step costs one vector–Jacobian product.
 
 Only valid for affine maps, so it is registered as a gradient method, not a forward solver.
 """
@@ -17,20 +19,17 @@ from dataclasses import dataclass
 import torch
 
 from fpibench._iterate import FixedPointSolver, SolverState
-from fpibench.errors import OptionError
+from fpibench._options import Integer, option
 
 
 @dataclass
 class GMRES(FixedPointSolver):
     """Restarted GMRES with Krylov dimension ``restart``."""
 
-    restart: int = 20
+    restart: int = option(20, Integer(1))
     name = "gmres"
+    option_kind = "adjoint solver"
     linear_only = True
-
-    def __post_init__(self):
-        if not isinstance(self.restart, int) or isinstance(self.restart, bool) or self.restart < 1:
-            raise OptionError(f"gmres: restart must be an integer >= 1, got {self.restart!r}")
 
     def init(self, f, x0):
         state = SolverState(x0)
@@ -46,7 +45,7 @@ class GMRES(FixedPointSolver):
         state.base = x0
         state.basis = x0.new_zeros(batch, m + 1, n)
         state.basis[:, 0] = r0 / beta.clamp_min(torch.finfo(x0.dtype).tiny).unsqueeze(1)
-        state.hessenberg = x0.new_zeros(batch, m + 1, m)
+        state.hessenberg = x0.new_zeros(batch, m + 1, m, dtype=torch.promote_types(x0.dtype, torch.float32))
         state.beta = beta
         state.j = 0
 
@@ -61,7 +60,7 @@ class GMRES(FixedPointSolver):
         for _ in range(2):  # CGS2: classical Gram–Schmidt, applied twice
             coeff = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
             w = w - torch.bmm(coeff.unsqueeze(1), basis).squeeze(1)
-            h = h + coeff
+            h = h + coeff  # accumulated in the Hessenberg dtype
         norm = torch.linalg.vector_norm(w, dim=1)
         state.hessenberg[:, : j + 1, j] = h
         state.hessenberg[:, j + 1, j] = norm
@@ -73,7 +72,7 @@ class GMRES(FixedPointSolver):
         e1 = torch.zeros_like(hk[:, :, 0])
         e1[:, 0] = state.beta
         y = _least_squares(hk, e1)
-        state.x = state.base + torch.bmm(y.unsqueeze(1), state.basis[:, :k]).squeeze(1)
+        state.x = state.base + torch.bmm(y.unsqueeze(1).to(state.basis.dtype), state.basis[:, :k]).squeeze(1)
         state.residual = torch.linalg.vector_norm(e1 - torch.bmm(hk, y.unsqueeze(2)).squeeze(2), dim=1)
         return state
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fpibench._gradient import IterativeAdjoint, IterativeOptions
 from fpibench._iterate import IterationControl
 from fpibench._registry import register_backward
-from fpibench.errors import OptionError
+from fpibench._options import GradientOptions, Integer, option, same_as
 
 from .anderson import Anderson
 from .broyden import Broyden
@@ -33,7 +33,7 @@ from .picard import Picard
 class BackwardFPI(IterativeOptions, IterativeAdjoint):
     """Backward FPI: c ← Jᵀc + ∇x̂L (optionally damped by ``beta``) until ‖Δc‖/‖c‖ < tol."""
 
-    beta: float = 1.0
+    beta: float = same_as(Picard, "beta")
     name = "backward_fpi"
 
     def make_solver(self):
@@ -42,16 +42,12 @@ class BackwardFPI(IterativeOptions, IterativeAdjoint):
 
 @register_backward("neumann")
 @dataclass
-class Neumann(IterativeAdjoint):
+class Neumann(GradientOptions, IterativeAdjoint):
     """Truncated Neumann series with ``terms`` terms: c = Σ_{k<K} (Jᵀ)^k ∇x̂L."""
 
-    terms: int = 20
+    terms: int = option(20, Integer(1))
     name = "neumann"
     exact = False
-
-    def __post_init__(self):
-        if not isinstance(self.terms, int) or isinstance(self.terms, bool) or self.terms < 1:
-            raise OptionError(f"neumann: terms must be an integer >= 1, got {self.terms!r}")
 
     def make_solver(self):
         return Picard()
@@ -65,13 +61,10 @@ class Neumann(IterativeAdjoint):
 class AndersonAdjoint(IterativeOptions, IterativeAdjoint):
     """Adjoint fixed point solved by Anderson acceleration (window ``m``, mixing ``beta``, ridge ``lam``)."""
 
-    m: int = 5
-    beta: float = 1.0
-    lam: float = 1e-4
+    m: int = same_as(Anderson, "m")
+    beta: float = same_as(Anderson, "beta")
+    lam: float = same_as(Anderson, "lam")
     name = "anderson"
-
-    def __post_init__(self):
-        self.make_solver()  # validates the options
 
     def make_solver(self):
         return Anderson(m=self.m, beta=self.beta, lam=self.lam)
@@ -82,12 +75,9 @@ class AndersonAdjoint(IterativeOptions, IterativeAdjoint):
 class BroydenAdjoint(IterativeOptions, IterativeAdjoint):
     """Adjoint fixed point solved by limited-memory Broyden (memory ``m``)."""
 
-    m: int = 30
-    step_size: float = 1.0
+    m: int = same_as(Broyden, "m")
+    step_size: float = same_as(Broyden, "step_size")
     name = "broyden"
-
-    def __post_init__(self):
-        self.make_solver()
 
     def make_solver(self):
         return Broyden(m=self.m, step_size=self.step_size)
@@ -98,11 +88,8 @@ class BroydenAdjoint(IterativeOptions, IterativeAdjoint):
 class GMRESAdjoint(IterativeOptions, IterativeAdjoint):
     """(I − Jᵀ)c = ∇x̂L by restarted GMRES(``restart``) using only VJPs."""
 
-    restart: int = 20
+    restart: int = same_as(GMRES, "restart")
     name = "gmres"
-
-    def __post_init__(self):
-        self.make_solver()
 
     def make_solver(self):
         return GMRES(restart=self.restart)

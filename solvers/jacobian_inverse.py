@@ -6,7 +6,8 @@ i.e. torch.func.vmap over the VJP), in chunks of ``chunk_size`` rows.  Exact up 
 direct solver's rounding; memory O(B·N²), so the method refuses up front — before
 allocating anything — when 3·B·N²·itemsize (Jacobian, system matrix and its LU factors)
 exceeds ``memory_budget`` bytes.  With ``create_graph`` J is built with a graph and
-``torch.linalg.solve`` is differentiated, so derivatives of every order are exact.
+``torch.linalg.solve`` is differentiated, so derivatives of every order are exact.  The solve runs in at
+least float32 (LAPACK has no half-precision LU) and c is cast back to the state's dtype.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import torch
 from fpibench._gradient import AdjointGradient
 from fpibench._registry import register_backward
 from fpibench._stats import BackwardStats
-from fpibench.errors import JacobianTooLargeError, OptionError
+from fpibench._options import GradientOptions, Integer, Number, option
+from fpibench.errors import JacobianTooLargeError
 
 
 def _format_bytes(n: float) -> str:
@@ -29,28 +31,28 @@ def _format_bytes(n: float) -> str:
 
 
 def dense_jacobian_bytes(batch: int, n: int, itemsize: int) -> int:
-    """Bytes the dense method needs: Jacobian, system matrix, LU factors (3 · B · N² · itemsize)."""
+    """Bytes the dense method needs: Jacobian, system matrix, LU factors (3 · B · N² · itemsize,
+    the itemsize of the solve's dtype)."""
     return 3 * batch * n * n * itemsize
+
+
+def solve_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the dense solve: the state's, but at least float32."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 @register_backward("jacobian_inverse")
 @dataclass
-class JacobianInverse(AdjointGradient):
+class JacobianInverse(GradientOptions, AdjointGradient):
     """Dense per-sample Jacobian and a direct solve; ``memory_budget`` in bytes."""
 
-    memory_budget: int = 2 * 1024**3
-    chunk_size: int = 256
+    memory_budget: int = option(2 * 1024**3, Number(0))
+    chunk_size: int = option(256, Integer(1))
     name = "jacobian_inverse"
-
-    def __post_init__(self):
-        if not self.memory_budget > 0:
-            raise OptionError(f"jacobian_inverse: memory_budget must be > 0 bytes, got {self.memory_budget!r}")
-        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise OptionError(f"jacobian_inverse: chunk_size must be an integer >= 1, got {self.chunk_size!r}")
 
     def check_size(self, x):
         batch, n = x.shape
-        need = dense_jacobian_bytes(batch, n, x.element_size())
+        need = dense_jacobian_bytes(batch, n, solve_dtype(x.dtype).itemsize)
         if need > self.memory_budget:
             raise JacobianTooLargeError(
                 f"jacobian_inverse: the dense Jacobian for batch {batch} × dimension {n} ({x.dtype}) "
@@ -81,7 +83,7 @@ class JacobianInverse(AdjointGradient):
             jac = self.jacobian(lin.fx, lin.point, create_graph)
             batch, n = v.shape
             system = torch.eye(n, dtype=v.dtype, device=v.device) - jac.transpose(1, 2)
-            c = torch.linalg.solve(system, v)
+            c = torch.linalg.solve(system.to(solve_dtype(v.dtype)), v.to(solve_dtype(v.dtype))).to(v.dtype)
         with torch.no_grad():
             residual = torch.linalg.vector_norm(c - torch.bmm(jac.transpose(1, 2), c.unsqueeze(2)).squeeze(2) - v, dim=1)
             finite = torch.isfinite(c).all(dim=1).cpu()

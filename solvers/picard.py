@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fpibench._iterate import FixedPointSolver, SolverState
 from fpibench._registry import register_forward
-from fpibench.errors import OptionError
+from fpibench._options import Number, option
 
 
 @register_forward("picard")
@@ -20,12 +20,8 @@ from fpibench.errors import OptionError
 class Picard(FixedPointSolver):
     """Damped Picard iteration; ``beta`` is the mixing (damping) weight in (0, 1]."""
 
-    beta: float = 1.0
+    beta: float = option(1.0, Number(0, 1))
     name = "picard"
-
-    def __post_init__(self):
-        if not 0 < self.beta <= 1:
-            raise OptionError(f"picard: beta must be in (0, 1], got {self.beta!r}")
 
     def step(self, f, state: SolverState) -> SolverState:
         fx = f(state.x)

@@ -260,11 +260,11 @@ def test_backward_inherits_and_overrides_divergence_factor():
         ({"tol": 0.0}, fpibench.OptionError, "tol must be"),
         ({"tol": -1.0}, fpibench.OptionError, "tol must be"),
         ({"max_iter": 0}, fpibench.OptionError, "max_iter must be"),
-        ({"forward_options": {"m": 0}}, fpibench.OptionError, "window m must be"),
+        ({"forward_options": {"m": 0}}, fpibench.OptionError, "anderson.*option m must be"),
         ({"forward_options": {"window": 3}}, fpibench.OptionError, "does not take option.*'window'.*takes: beta, lam, m"),
         ({"backward": "neumann", "backward_options": {"tol": 1e-3}}, fpibench.OptionError, "neumann.*does not take.*'tol'"),
         ({"backward": "phantom", "backward_options": {"steps": 0}}, fpibench.OptionError, "steps must be"),
-        ({"backward": "anderson", "backward_options": {"m": 0}}, fpibench.OptionError, "window m must be"),
+        ({"backward": "anderson", "backward_options": {"m": 0}}, fpibench.OptionError, "gradient method 'anderson'.*option m must be"),
         ({"backward": "jfb", "backward_options": {"steps": 2}}, fpibench.OptionError, "jfb.*does not take"),
     ],
 )
@@ -351,10 +351,12 @@ def test_available_methods_lists_every_method_with_options():
     methods = fpibench.available_methods()
     assert set(methods["forward"]) == {"picard", "anderson", "broyden"}
     assert {"unroll", "jacobian_inverse", "backward_fpi", "neumann", "anderson", "broyden", "gmres", "jfb", "phantom"} <= set(methods["backward"])
-    assert methods["backward"]["neumann"] == {"terms": 20}
-    assert methods["backward"]["phantom"] == {"steps": 5, "damping": 0.5}
-    assert {"tol", "max_iter"} <= set(methods["backward"]["backward_fpi"])
-    assert methods["forward"]["anderson"] == {"m": 5, "beta": 1.0, "lam": 1e-4}
+    defaults = {kind: {name: {k: v["default"] for k, v in opts.items()} for name, opts in entries.items()}
+                for kind, entries in methods.items()}
+    assert defaults["backward"]["neumann"] == {"terms": 20}
+    assert defaults["backward"]["phantom"] == {"steps": 5, "damping": 0.5}
+    assert {"tol", "max_iter"} <= set(defaults["backward"]["backward_fpi"])
+    assert {"m": 5, "beta": 1.0, "lam": 1e-4}.items() <= defaults["forward"]["anderson"].items()
     assert fpibench.BACKWARD.resolve("rbp") == "backward_fpi"
 
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import fpibench
-from fpibench._registry import BACKWARD, option_defaults
+from fpibench._options import declared
+from fpibench._registry import BACKWARD
 
 DT = torch.float64
 TOL = 1e-7
@@ -89,7 +90,7 @@ def solve(problem, method, params=None, z=None):
         forward, options = "picard", None
     else:
         forward, options = "anderson", {"m": 5}
-    iterative = "tol" in option_defaults(BACKWARD.get(method))
+    iterative = "tol" in declared(BACKWARD.get(method))
     sol = fpibench.fixed_point(
         problem.g(params, z), problem.x0(), forward=forward, backward=method, tol=1e-13, max_iter=3000,
         forward_options=options, backward_options={"tol": 1e-13, "max_iter": 3000} if iterative else None, strict=True,

@@ -72,8 +72,7 @@ def task_models(name: str) -> tuple:
 
 
 def _validate(cell: Cell) -> None:
-    from .._fixed_point import _split_options
-    from .._registry import BACKWARD, FORWARD
+    from .._fixed_point import build_methods
     from ..tasks import get as get_task
 
     get_task(cell.task, preset=cell.preset, **cell.task_options)  # checks preset and options (no data loaded)
@@ -81,8 +80,7 @@ def _validate(cell: Cell) -> None:
     if cell.model not in models:
         raise UnknownMethodError(f"task {cell.task!r} has no model {cell.model!r}; models: {', '.join(models)}")
     if cell.has_fpi:
-        FORWARD.create(FORWARD.resolve(cell.forward), _split_options(cell.forward_options, "forward_options")[1])
-        BACKWARD.create(BACKWARD.resolve(cell.backward), cell.backward_options)
+        build_methods(cell.forward, cell.backward, forward_options=cell.forward_options, backward_options=cell.backward_options)
     if cell.device not in ("cpu", "cuda") and not cell.device.startswith("cuda:"):
         raise SweepError(f"device must be cpu or cuda[:n], got {cell.device!r}")
     if cell.epochs is not None and (not isinstance(cell.epochs, int) or cell.epochs < 1):

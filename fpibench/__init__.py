@@ -11,6 +11,7 @@ _checkout_solvers = _os.path.join(_os.path.dirname(_os.path.dirname(__file__)), 
 if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "solvers")) and _os.path.isfile(_checkout_solvers):
     __path__.append(_os.path.dirname(_os.path.dirname(_checkout_solvers)))  # type: ignore[name-defined]
 
+from ._batch import check_batch_independence
 from ._energy import EnergyStep, energy_gradient
 from ._fixed_point import Solution, fixed_point
 from ._iterate import FixedPointSolver, IterationControl, IterationStats, SolverState, iterate
@@ -30,7 +31,7 @@ from . import data  # noqa: E402  (real data sets: readers, data directory, down
 __version__ = "0.1.0"
 
 __all__ = [
-    "fixed_point", "Solution", "FixedPointLayer", "EnergyStep", "energy_gradient",
+    "fixed_point", "Solution", "FixedPointLayer", "check_batch_independence", "EnergyStep", "energy_gradient",
     "available_methods", "register_forward", "register_backward", "FORWARD", "BACKWARD",
     "FixedPointSolver", "SolverState", "IterationControl", "IterationStats", "iterate",
     "SolveStats", "BackwardStats", "saved_tensor_bytes",

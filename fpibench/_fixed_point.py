@@ -8,8 +8,9 @@ from typing import Callable, NamedTuple, Optional
 
 import torch
 
+from ._batch import check_batch_independence
 from ._gradient import GradientMethod, SolveContext
-from ._iterate import CONVERGED, FixedPointSolver, IterationControl
+from ._iterate import CONVERGED, FIXED_STEPS, FixedPointSolver, IterationControl
 from ._registry import BACKWARD, FORWARD
 from ._stats import SolveStats
 from .errors import FixedPointError, FixedPointWarning, OptionError
@@ -106,7 +107,8 @@ def fixed_point(
     ``backward_options`` to the gradient method.  Every option is checked before the solve
     (:class:`OptionError` names the method, the option, its constraint and the value).
     ``strict=True`` raises :class:`FixedPointError` when the forward or backward solve fails
-    instead of warning.
+    instead of warning, and checks the batch contract at the solution with one VJP
+    (:func:`check_batch_independence`: a g that mixes samples is refused).
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {type(g).__name__}")
@@ -133,11 +135,13 @@ def fixed_point(
     method.check_size(x0_flat)
     value = method.forward(f, x0_flat, ctx)
     _report_forward(stats, strict)
+    if strict and batch:
+        check_batch_independence(f, value)
     return Solution(value=value.reshape(shape), stats=stats)
 
 
 def _report_forward(stats: SolveStats, strict: bool) -> None:
-    bad = [s for s in stats.forward.status if s != CONVERGED]
+    bad = [s for s in stats.forward.status if s not in (CONVERGED, FIXED_STEPS)]  # fixed steps: what tol=None asks for
     if not bad:
         return
     counts = {s: bad.count(s) for s in sorted(set(bad))}

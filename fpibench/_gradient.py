@@ -20,7 +20,9 @@ Three families share the machinery here:
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
+import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -30,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
 from ._inputs import evaluate_with_inputs
-from ._iterate import CONVERGED, FIXED_STEPS, IterationControl, IterationStats, iterate
+from ._iterate import CONVERGED, DIVERGED, FIXED_STEPS, NONFINITE, IterationControl, IterationStats, iterate
 from ._options import GradientOptions, Integer, Number, option, same_as
 from ._stats import BackwardStats, SolveStats
 from .errors import FixedPointError, FixedPointWarning
@@ -229,9 +231,13 @@ class _ImplicitSolution(torch.autograd.Function):
         params = list(ctx.saved_params)
         lin = Linearisation(att.f, point, params, create_graph, att.stand_in)
         c, stats = att.method.adjoint(lin, u, att.ctx)
+        grads = lin.param_vjp(c)
+        finite = [torch.isfinite(g).all() for g in grads if g is not None]
+        if finite and not bool(torch.stack(finite).all()):  # a NaN/Inf inside (∂g/∂θ)ᵀ: every sample shares θ
+            stats.status = [NONFINITE] * len(stats.status)
         report_backward(stats, att.ctx.strict)
         att.ctx.stats.record_backward(stats)
-        return (None, None, *lin.param_vjp(c))
+        return (None, None, *grads)
 
 
 def report_backward(stats: BackwardStats, strict: bool) -> None:
@@ -243,6 +249,11 @@ def report_backward(stats: BackwardStats, strict: bool) -> None:
         f"backward solve ({stats.method}) failed for {len(bad)}/{len(stats.status)} samples: {counts}; "
         f"max residual {float(stats.residual.max()):.3g} after {int(stats.iterations.max())} iterations"
     )
+    if NONFINITE in counts:
+        msg += "; a NaN or Inf reached the gradient (from the incoming gradient or a derivative of g)"
+    if DIVERGED in counts:
+        msg += "; its iteration grew instead of converging"
+
     if strict:
         raise FixedPointError(msg)
     warnings.warn(msg, FixedPointWarning, stacklevel=3)
@@ -337,31 +348,92 @@ class IterativeAdjoint(AdjointGradient):
         return c, BackwardStats.from_iterations(stats, self.name, lin.vjp_calls)
 
 
+class GradientWatch:
+    """Backward statistics of the methods that backpropagate through recorded steps (unroll,
+    phantom, JFB), with honest statuses.
+
+    The tensors g reads are found on the first step (:func:`evaluate_with_inputs`, no extra
+    evaluation) and hooked; in a backward pass that reaches this solve's output, the
+    gradient arriving there is checked per sample and the gradients reaching g's inputs as
+    they pass.  At the end of the pass (one host read) the statuses are the steps' own
+    (``fixed_steps``, or ``diverged`` when they grew) with ``nonfinite`` where a NaN or Inf
+    reached the sample's gradient — every sample, for a non-finite parameter gradient —
+    then recorded, warned about, or raised under ``strict``.  The hooks go with the output.
+    """
+
+    def __init__(self, ctx: SolveContext, method: str):
+        self.ctx, self.method = ctx, method
+        self.stats: Optional[IterationStats] = None
+        self._found = False
+        self._task = None
+        self._incoming = None
+        self._params: list = []
+
+    def map(self, f: Map) -> Map:
+        """f, finding (and hooking) the tensors it reads on its first call."""
+
+        def watched(x):
+            if self._found:
+                return f(x)
+            self._found = True
+            y, inputs = evaluate_with_inputs(f, x)
+            # the parameters hold only a weak reference: the hooks go when this watch does,
+            # that is when the graph of the solve's output is freed
+            ref = weakref.ref(self)
+
+            def param_grad(grad):
+                watch = ref()
+                if watch is not None:
+                    watch._param_grad(grad)
+
+            handles = [t.register_hook(param_grad) for t in inputs]
+            weakref.finalize(self, lambda: [h.remove() for h in handles])
+            return y
+
+        return watched
+
+    def attach(self, y: torch.Tensor, stats: IterationStats) -> None:
+        self.stats = stats
+        y.register_hook(self._arrived)
+
+    def _arrived(self, grad):
+        if grad is None:
+            return grad
+        self._task = torch._C._current_graph_task_id()
+        self._incoming = torch.isfinite(grad).reshape(grad.shape[0], -1).all(dim=1)
+        torch.autograd.Variable._execution_engine.queue_callback(self._finish)
+        return grad
+
+    def _param_grad(self, grad):
+        if grad is not None and self._task is not None and torch._C._current_graph_task_id() == self._task:
+            self._params.append(torch.isfinite(grad).all())
+
+    def _finish(self):
+        stats, batch = self.stats, self.stats.iterations.numel()
+        finite = self._incoming.cpu()
+        if self._params and not bool(torch.stack(self._params).all()):
+            finite[:] = False
+        status = [s if ok else NONFINITE for s, ok in zip(stats.status, finite.tolist())]
+        self._task, self._incoming, self._params = None, None, []
+        record = BackwardStats.from_iterations(
+            stats, self.method, stats.nfev, residual=torch.zeros_like(stats.residual),
+            residual_trace=torch.empty(0, batch), status=status, solver="autograd",
+        )
+        self.ctx.stats.record_backward(record)
+        report_backward(record, self.ctx.strict)
+
+
 class UnrolledGradient(GradientMethod):
     """Naive unrolling: the forward iterations themselves are recorded and backpropagated."""
 
     def forward(self, f, x0, ctx):
-        x, stats = iterate(ctx.forward_solver, f, x0, ctx.forward_control)
+        watch = GradientWatch(ctx, self.name)
+        x, stats = iterate(ctx.forward_solver, watch.map(f) if torch.is_grad_enabled() else f, x0, ctx.forward_control)
         ctx.stats.forward = stats
         if x.requires_grad:
-            hook_backward_stats(x, ctx, self.name, stats)
+            # backward through the recorded iterations is exact for the iterate returned
+            watch.attach(x, dataclasses.replace(stats, status=[FIXED_STEPS] * len(stats.status)))
         return x
-
-
-def hook_backward_stats(y: torch.Tensor, ctx: SolveContext, method: str, stats: IterationStats) -> None:
-    """Record backward stats when the gradient reaches y (backprop through recorded steps)."""
-
-    def record(grad):
-        batch = stats.iterations.numel()
-        ctx.stats.record_backward(
-            BackwardStats.from_iterations(
-                stats, method, stats.nfev, residual=torch.zeros_like(stats.residual),
-                residual_trace=torch.empty(0, batch), status=[FIXED_STEPS] * batch, solver="autograd",
-            )
-        )
-        return grad
-
-    y.register_hook(record)
 
 
 @dataclass
@@ -377,7 +449,8 @@ class TruncatedGradient(GradientMethod):
         from fpibench.solvers.picard import Picard
 
         control = IterationControl(tol=None, max_iter=self.steps)
-        y, stats = iterate(Picard(beta=self.damping), f, x_star, control)
+        watch = GradientWatch(ctx, self.name)
+        y, stats = iterate(Picard(beta=self.damping), watch.map(f) if torch.is_grad_enabled() else f, x_star, control)
         if y.requires_grad:
-            hook_backward_stats(y, ctx, self.name, stats)
+            watch.attach(y, stats)
         return y

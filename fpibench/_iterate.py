@@ -211,6 +211,7 @@ class _Ledger:
         self.capacity = min(max_iter, 64)
         self.steps, self.scales, self.floored = (self._empty(self.capacity) for _ in range(3))
         self.n = self.last_check = 0
+        self.scaled = False
 
     def record(self, step, scale) -> None:
         """Append one iteration's step lengths (and ‖x_n‖, or None)."""
@@ -224,6 +225,7 @@ class _Ledger:
             self.steps, self.scales, self.floored = grown
         i = self.n
         self.steps[i] = step
+        self.scaled = scale is not None
         if scale is not None:
             self.scales[i] = scale
             self.floored[i] = self.xp.maximum(step, self.floor * scale)
@@ -271,6 +273,11 @@ class _Ledger:
             grew = step_final > control.divergence_factor**0.5 * smallest
             if fixed_steps:
                 converged = xp.zeros_like(finite)
+                # a fixed number of steps claims nothing, but its steps must not grow: a last
+                # step over twice the first (and over the rounding floor) means the truncated
+                # series or iteration blew up (e.g. a Neumann series with spectral radius > 1)
+                floor_last = self.floor * self.scales[last, cols] if self.scaled else 0 * step_final
+                diverged = finite & (step_final > 2 * xp.maximum(steps[0], floor_last))
             else:
                 converged = ~self.active & (step_final < self.threshold(control, relative, self.scales[last, cols]))
         flags = [finite, diverged, converged, grew]
@@ -280,6 +287,8 @@ class _Ledger:
         for i in range(self.batch):
             if not finite_l[i]:
                 status.append(NONFINITE)
+            elif diverged_l[i]:
+                status.append(DIVERGED)
             elif fixed_steps:
                 status.append(FIXED_STEPS)
             elif diverged_l[i]:

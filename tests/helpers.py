@@ -11,6 +11,8 @@ from typing import Callable, Dict
 
 import torch
 
+import fpibench
+
 DT = torch.float64
 
 
@@ -141,7 +143,10 @@ def energy_problem(d: int = 4, hidden: int = 6, batch: int = 3, step: float = 0.
 
 
 def zoo():
-    return [tanh_problem(0.5), tanh_problem(0.9), tanh_problem(0.99), conv_problem(), linear_problem(), energy_problem()]
+    problems = [tanh_problem(0.5), tanh_problem(0.9), tanh_problem(0.99), conv_problem(), linear_problem(), energy_problem()]
+    for problem in problems:  # every problem keeps the batch contract its references assume
+        fpibench.check_batch_independence(problem.g, problem.x0)
+    return problems
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

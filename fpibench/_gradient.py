@@ -446,11 +446,11 @@ class TruncatedGradient(GradientMethod):
     """k damped steps x ← (1−λ)x + λ g(x) from x̂ with the graph on (Geng et al. 2021)."""
 
     def attach(self, f, x_star, ctx):
-        from fpibench.solvers.picard import Picard
+        from ._registry import FORWARD  # by name: the core imports no solver module
 
         control = IterationControl(tol=None, max_iter=self.steps)
         watch = GradientWatch(ctx, self.name)
-        y, stats = iterate(Picard(beta=self.damping), watch.map(f) if torch.is_grad_enabled() else f, x_star, control)
+        y, stats = iterate(FORWARD.create("picard", {"beta": self.damping}), watch.map(f) if torch.is_grad_enabled() else f, x_star, control)
         if y.requires_grad:
             watch.attach(y, stats)
         return y

@@ -8,12 +8,13 @@ effects) or a callable that is called with no arguments.
 from __future__ import annotations
 
 import importlib
+import warnings
 from importlib import metadata
 from typing import Any, Callable, Dict, Type
 
 from ._iterate import IterationControl
 from ._options import declared, describe
-from .errors import OptionError, UnknownMethodError
+from .errors import OptionError, PluginWarning, UnknownMethodError
 
 ENTRY_POINT_GROUP = "fpibench.solvers"
 
@@ -107,9 +108,15 @@ def _load_plugins() -> None:
     except TypeError:  # pragma: no cover - Python < 3.10
         entry_points = metadata.entry_points().get(ENTRY_POINT_GROUP, [])
     for ep in entry_points:
-        obj = ep.load()
-        if callable(obj) and not isinstance(obj, type(importlib)):
-            obj()
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type(importlib)):
+                obj()
+        except Exception as exc:  # a broken plugin must not break fpibench: name it and go on
+            warnings.warn(
+                f"fpibench plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {type(exc).__name__}: {exc}",
+                PluginWarning, stacklevel=2,
+            )
 
 
 def register_forward(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[Type], Type]:

@@ -29,3 +29,7 @@ class JacobianTooLargeError(MemoryError):
 
 class FixedPointWarning(RuntimeWarning):
     """A forward or backward solve ended without converging (see the stats for which samples)."""
+
+
+class PluginWarning(UserWarning):
+    """A registered plugin (entry point ``fpibench.solvers``) failed to load and was skipped."""

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fpibench._iterate import FixedPointSolver, SolverState, write_slot
-from fpibench._registry import register_forward
-from fpibench._options import Integer, Number, option
+from fpibench.extend import FixedPointSolver, Integer, Number, SolverState, option, register_forward, write_slot
 
 
 @register_forward("anderson")

@@ -29,9 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fpibench._iterate import FixedPointSolver, SolverState, write_slot
-from fpibench._registry import register_forward
-from fpibench._options import Integer, Number, OneOf, option
+from fpibench.extend import FixedPointSolver, Integer, Number, OneOf, SolverState, option, register_forward, write_slot
 
 
 @register_forward("broyden")

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fpibench._iterate import FixedPointSolver, SolverState
-from fpibench._options import Integer, option
+from fpibench.extend import FixedPointSolver, Integer, SolverState, option
 
 
 @dataclass

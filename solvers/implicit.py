@@ -17,10 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fpibench._gradient import IterativeAdjoint, IterativeOptions
-from fpibench._iterate import IterationControl
-from fpibench._registry import register_backward
-from fpibench._options import GradientOptions, Integer, option, same_as
+from fpibench.extend import GradientOptions, Integer, IterationControl, IterativeAdjoint, IterativeOptions, option, register_backward, same_as
 
 from .anderson import Anderson
 from .broyden import Broyden

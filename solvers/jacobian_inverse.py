@@ -15,11 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fpibench._gradient import AdjointGradient
-from fpibench._registry import register_backward
-from fpibench._stats import BackwardStats
-from fpibench._options import GradientOptions, Integer, Number, option
-from fpibench.errors import JacobianTooLargeError
+from fpibench.extend import AdjointGradient, BackwardStats, GradientOptions, Integer, JacobianTooLargeError, Number, option, register_backward
 
 
 def _format_bytes(n: float) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fpibench._iterate import FixedPointSolver, SolverState
-from fpibench._registry import register_forward
-from fpibench._options import Number, option
+from fpibench.extend import FixedPointSolver, Number, SolverState, option, register_forward
 
 
 @register_forward("picard")

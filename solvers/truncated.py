@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fpibench._gradient import TruncatedGradient, TruncatedOptions
-from fpibench._registry import register_backward
+from fpibench.extend import TruncatedGradient, TruncatedOptions, register_backward
 
 
 @register_backward("phantom")

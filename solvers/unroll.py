@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fpibench._gradient import UnrolledGradient
-from fpibench._registry import register_backward
+from fpibench.extend import UnrolledGradient, register_backward
 
 
 @register_backward("unroll")

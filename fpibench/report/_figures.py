@@ -461,27 +461,17 @@ def figure_final_metric_by_seed(df, out_dir, formats=("png", "svg")) -> list[Pat
 figure_final_metric_by_seed.NAME = "final_metric_by_seed"
 
 
-# (function, title, what it needs: the note written when it is skipped)
-FIGURES: list[tuple[Callable, str, str]] = [
-    (figure_grad_error_vs_backward_iterations, "Gradient accuracy vs backward iterations",
-     "no rows of kind `gradient_curve` with metric `grad_rel_error` and a positive `budget`"),
-    (figure_grad_error_vs_backward_time, "Gradient accuracy vs backward time",
-     "no rows of kind `gradient_curve` with both `grad_rel_error` and `backward_seconds`"),
-    (figure_memory_vs_forward_iterations, "Memory vs forward iterations",
-     "no rows of kind `memory_curve` (`saved_bytes`, `peak_rss_bytes`, `peak_cuda_bytes`)"),
-    (figure_step_time_train, "Time per training step",
-     "no rows of kind `train` with metric `step_seconds`"),
-    (figure_step_time_gradient, "Time per step in the gradient study",
-     "no rows of kind `gradient` with metric `step_seconds`"),
-    (figure_metric_vs_epoch, "Test metric vs epoch (paper: ICML-workshop Figs 2, 3, 5 = IEEE Access Figs 7, 1)",
-     "no rows of kind `train` with the task's headline metric"),
-    (figure_metric_vs_time, "Test metric vs training wall time",
-     "no rows of kind `train` with the headline metric and `elapsed_seconds`"),
-    (figure_final_metric_by_seed, "Final metric seed by seed (method differences beside the seed spread)",
-     "no rows of kind `train` with the task's headline metric"),
-    (figure_pareto_train, "Accuracy–cost Pareto plot: training",
-     "no rows of kind `train` with both the headline metric and `step_seconds`"),
-    (figure_pareto_gradient, "Accuracy–cost Pareto plot: gradient study",
-     "no rows of kind `gradient` with both `grad_rel_error` and `backward_seconds`"),
+# (function, title) in report order; a figure the store has no rows for gets no section
+FIGURES: list[tuple[Callable, str]] = [
+    (figure_grad_error_vs_backward_iterations, "Gradient accuracy vs backward iterations"),
+    (figure_grad_error_vs_backward_time, "Gradient accuracy vs backward time"),
+    (figure_memory_vs_forward_iterations, "Memory vs forward iterations"),
+    (figure_step_time_train, "Time per training step"),
+    (figure_step_time_gradient, "Time per step in the gradient study"),
+    (figure_metric_vs_epoch, "Test metric vs epoch (paper: ICML-workshop Figs 2, 3, 5 = IEEE Access Figs 7, 1)"),
+    (figure_metric_vs_time, "Test metric vs training wall time"),
+    (figure_final_metric_by_seed, "Final metric seed by seed (method differences beside the seed spread)"),
+    (figure_pareto_train, "Accuracy–cost Pareto plot: training"),
+    (figure_pareto_gradient, "Accuracy–cost Pareto plot: gradient study"),
 ]
-FIGURE_NAMES = tuple(f.NAME for f, _, _ in FIGURES)
+FIGURE_NAMES = tuple(f.NAME for f, _ in FIGURES)

@@ -288,9 +288,11 @@ def pareto_front(x, y, higher_is_better: bool = False) -> np.ndarray:
 def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Accuracy–cost points per (panel, method) with their Pareto-front membership.
 
-    ``kind="gradient"``: x = median backward_seconds, y = median grad_rel_error (lower better).
-    ``kind="train"``: x = median step_seconds over all train steps (the train rows hold no
-    separate backward time), y = mean over seeds of the final headline metric.
+    ``kind="gradient"``: x = median backward_seconds, y = median grad_rel_error (lower better),
+    errors against a reference that did not converge left out; one panel per problem and
+    parameter state.  ``kind="train"``: x = median step_seconds over all train steps (the
+    train rows hold no separate backward time), y = mean over seeds of the final headline
+    metric; one panel per problem, budget and FPI model (:func:`split_panels`).
     """
     columns = ["panel", "task", "model", "forward", "backward", "label", "x", "y", "x_metric", "y_metric",
                "higher_is_better", "on_front"]
@@ -299,6 +301,8 @@ def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     keys = ["panel", "task", "model", "forward", "backward"]
     rows = df[df["kind"] == kind]
     if kind == "gradient":
+        rows = split_panels(rows[~(reference_unconverged(rows) & rows["metric"].isin(REFERENCE_METRICS))],
+                            by_epoch=True)
         x_metric = "backward_seconds"
         pts = rows[rows["metric"].isin(["backward_seconds", "grad_rel_error"])]
         table = pts.groupby([*keys, "metric"])["value"].median().unstack("metric")
@@ -307,6 +311,7 @@ def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
         table["y_metric"], table["higher_is_better"] = "grad_rel_error", False
     else:
         x_metric = "step_seconds"
+        rows = split_panels(rows)
         parts = []
         for task in sorted(set(rows["task"])):
             metric = headline_metric(df, task)
@@ -367,7 +372,21 @@ def _one_fpi_model_per_panel(cells: pd.DataFrame) -> pd.DataFrame:
         for model in models:
             chosen = part[baseline | (part["model"] == model)]
             out.append(chosen.assign(panel=f"{problem} {model}; {budget}"))
-    return pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True) if out else cells
+
+
+def split_panels(rows: pd.DataFrame, by_epoch: bool = False) -> pd.DataFrame:
+    """``rows`` with ``panel`` set so that no panel mixes budgets or model kinds: one panel per
+    problem, preset and training setting (epochs, data limits), per FPI model (with the
+    problem's baselines) and, with ``by_epoch``, per parameter state (epoch)."""
+    if rows.empty:
+        return rows
+    out = rows.copy()
+    out["panel"] = [_panel_title(*k) for k in zip(out["panel"], out["preset"], out["setting"])]
+    if by_epoch:
+        many = out.groupby("panel")["epoch"].transform("nunique") > 1
+        out.loc[many, "panel"] = [f"{p}, epoch {e:g}" for p, e in zip(out.loc[many, "panel"], out.loc[many, "epoch"])]
+    return _one_fpi_model_per_panel(out)
 
 
 @takes_store_frame
@@ -390,8 +409,7 @@ def seed_points(df: pd.DataFrame) -> pd.DataFrame:
             panel=("panel", "first"), preset=("preset", "first"), setting=("setting", "first"),
             model=("model", "first"), forward=("forward", "first"),
             backward=("backward", "first"), seed=("seed", "first"), value=("value", "mean")).reset_index()
-        cells["panel"] = [_panel_title(*k) for k in zip(cells["panel"], cells["preset"], cells["setting"])]
-        cells = _one_fpi_model_per_panel(cells)
+        cells = split_panels(cells)
         cells["paper"] = [_paper_value(task, m, p) for m, p in zip(cells["model"], cells["preset"])]
         scale = cells["setting"].map(lambda s: split_init_scale(s)[1])
         labels = pd.Series("", index=cells.index, dtype=object)

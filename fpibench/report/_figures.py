@@ -178,7 +178,7 @@ def _log_axes(ax, y: bool = True) -> None:
         lead = f"{v:.1e}"[0]
         return f"{v:.2g}" if decades <= 0.5 or (decades <= 1.5 and lead in "25") else ""
 
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(FuncFormatter(minor))
     ax.tick_params(axis="x", which="both", labelrotation=30)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's GPU runs (sweep `gpu-paper`, store results/gpu) as one prepared device call.
+# The paper-scale GPU runs (sweep `gpu-paper`, store results/gpu), resumable across calls.
 #
 #   here:   bash benchmarks/gpu_paper.sh stage            # data the sweep reads -> .carry/data
 #   device: run(command="bash benchmarks/gpu_paper.sh run 500",

@@ -3,7 +3,7 @@
     python -m fpibench.overhead --out results/overhead [--repeats 7] [--cases NAME,...]
                                 [--data-dir DIR] [--threads 1]
 
-Goal (issue): the harness costs at most 5% more wall time than the loop a researcher would
+Goal: the harness costs at most 5% more wall time than the loop a researcher would
 write for the same training.  Both sides are timed end to end with ``time.perf_counter`` —
 task construction, data loading, model build, every epoch's training steps and evaluation:
 

@@ -6,7 +6,7 @@ Both libraries solve the same problems from the same start x₀ = 0 with the sam
 iteration cap and stopping rule, interleaved in one process (ours/theirs alternate, the
 order flips every repeat), and every returned point is scored afterwards by the same code,
 :func:`residual`.  Rows (``peer_<device>.csv``) are long format; ``ratios_<device>.csv``
-holds the speed goals of issue 5.
+holds the speed goals.
 
 **Stopping rule.**  Forward: ``abs`` — per sample ‖·‖₂ < tol, fpibench
 ``criterion="absolute"``, torchdeq ``stop_mode="abs"``.  The measured quantity differs:
@@ -414,7 +414,7 @@ def _median(frame, **match) -> Optional[dict]:
 
 
 def ratios(frame, extra: Optional[dict] = None):
-    """The goals of issue 5 as (goal, measured, threshold, met, detail) rows from the run table."""
+    """The speed goals as (goal, measured, threshold, met, detail) rows from the run table."""
     import pandas as pd
 
     out = []

@@ -87,7 +87,7 @@ def test_budgets_are_paired_apart_and_the_section_reports_direction():
     assert table["better_seeds"].iloc[0] == 1  # higher PSNR is better
     text = "\n".join(section_paired(table))
     assert "### denoise — psnr_bsd68" in text and "higher is better" in text
-    assert "| gmres [anderson] | backward_fpi [picard] | 0 | +0.50 | 1 / 0 | — | 0.50 | 0 / 0 |" in text
+    assert "| gmres [anderson] | backward_fpi [picard] | 0 | +0.50 | 1 / 0 | — | — | no verdict | 0.50 | 0 / 0 |" in text
     tiny = table.assign(diff_mean=2e-6)  # below the table's 2 decimals: the magnitude is kept
     assert "| +2e-06 |" in "\n".join(section_paired(tiny))
     assert "No problem in this store" in "\n".join(section_paired(table.iloc[:0]))

@@ -17,7 +17,26 @@ import numpy as np
 import pandas as pd
 
 from ._frame import headline_metric, takes_store_frame, unit_of, with_labels
-from ._tables import pareto_points, seed_points
+from ._tables import pareto_points, seed_points, split_panels
+
+# Axis labels in words, with units (metric name -> label)
+AXIS_LABELS = {
+    "psnr_bsd68": "PSNR on BSD68 (dB)", "psnr_chairs": "PSNR on Flying Chairs (dB)", "test_f1": "test F1 (%)",
+    "f1": "test F1 (%)", "test_mse": "test MSE", "aepe": "average endpoint error (px)",
+    "aepe_chairs_examples": "average endpoint error (px)", "aepe_chairs_val": "average endpoint error (px)",
+    "grad_rel_error": "gradient relative error", "backward_seconds": "backward time (s)",
+    "step_seconds": "time per step (s)", "saved_bytes": "memory saved for backward",
+    "peak_rss_bytes": "peak process memory (RSS)", "peak_cuda_bytes": "peak GPU memory",
+}
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+         "legend.fontsize": 7, "legend.title_fontsize": 7}
+PANEL_SIZE = (2.5, 2.1)  # inches: three panels and a legend fill a two-column paper's text width
+
+
+def axis_label(metric: str, unit: str = "") -> str:
+    """A metric's axis label in words, with its unit where the words do not carry one."""
+    words = AXIS_LABELS.get(metric, metric.replace("_", " "))
+    return words if "(" in words or not unit else f"{words} ({unit})"
 
 LOG_FLOOR = 1e-16  # errors below this (exact methods) are drawn at the floor on log axes
 MEMORY_METRICS = ("saved_bytes", "peak_rss_bytes", "peak_cuda_bytes")
@@ -31,11 +50,12 @@ def _mpl():
     return matplotlib, Figure, sns
 
 
-def _grid(n: int, ncols: int = 3, size=(4.2, 3.3)):
-    _, Figure, _ = _mpl()
+def _grid(n: int, ncols: int = 3, size=PANEL_SIZE):
+    matplotlib, Figure, _ = _mpl()
+    matplotlib.rcParams.update(STYLE)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(size[0] * ncols + 2.2, size[1] * nrows + 0.4), layout="constrained")
+    fig = Figure(figsize=(size[0] * ncols + 1.8, size[1] * nrows + 0.3), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -68,7 +88,7 @@ def _method_encoding(rows: pd.DataFrame) -> tuple[dict, dict, dict]:
     known = BACKWARD.names()
     methods = _ordered({b for b in rows["backward"] if b not in NO_METHOD}, known)
     slots = {name: i for i, name in enumerate(known + [m for m in methods if m not in known])}
-    base = sns.color_palette("tab10", 10)
+    base = sns.color_palette("colorblind", 10)
     extra = sns.color_palette("husl", max(1, len(slots) - 10))
     color = {m: (base[slots[m]] if slots[m] < 10 else extra[slots[m] - 10]) for m in methods}
     fpi = rows[~rows["backward"].isin(NO_METHOD)]
@@ -110,8 +130,19 @@ def _stable_svg_ids(svg: str) -> str:
     return _CLIP_ID.sub(lambda m: names.setdefault(m.group(0), f"clip{len(names)}"), svg)
 
 
+def _wrap_titles(fig, width: int = 34) -> None:
+    """Long panel titles (problem; budget) on several lines, so they never overlap a neighbour."""
+    import textwrap
+
+    for ax in fig.axes:
+        title = ax.get_title()
+        if len(title) > width:
+            ax.set_title("\n".join(textwrap.wrap(title, width)))
+
+
 def _save(fig, out_dir, name: str, formats: Sequence[str]) -> list[Path]:
     matplotlib, _, _ = _mpl()
+    _wrap_titles(fig)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -123,7 +154,7 @@ def _save(fig, out_dir, name: str, formats: Sequence[str]) -> list[Path]:
                 fig.savefig(buffer, format="svg", metadata={"Date": None})
                 path.write_text(_stable_svg_ids(buffer.getvalue()), encoding="utf-8")
             else:
-                fig.savefig(path, format=fmt, dpi=110, metadata={"CreationDate": None} if fmt == "pdf" else None)
+                fig.savefig(path, format=fmt, dpi=200, metadata={"CreationDate": None} if fmt == "pdf" else None)
             paths.append(path)
     return paths
 
@@ -147,7 +178,7 @@ def _log_axes(ax, y: bool = True) -> None:
         lead = f"{v:.1e}"[0]
         return f"{v:.2g}" if decades <= 0.5 or (decades <= 1.5 and lead in "25") else ""
 
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(FuncFormatter(minor))
     ax.tick_params(axis="x", which="both", labelrotation=30)
 
@@ -161,6 +192,17 @@ def _lines(ax, data, x, y, encoding, log=False, estimator="median", **kw):
                  errorbar=None if estimator is None or estimator == "median" else "sd", ax=ax, **kw)
     if log:
         _log_axes(ax)
+    _concentric(ax)
+
+
+def _concentric(ax) -> None:
+    """Identical curves stay visible: hollow markers and lines shrink with each method drawn,
+    so methods on top of each other show as concentric rings."""
+    for i, line in enumerate(ax.get_lines()):
+        line.set_markerfacecolor("none")
+        line.set_markeredgecolor(line.get_color())
+        line.set_markersize(max(2.5, 7.0 - 1.1 * i))
+        line.set_linewidth(max(0.6, 2.4 - 0.4 * i))
 
 
 # --- gradient accuracy vs budget / time ---------------------------------------------------
@@ -181,7 +223,7 @@ def figure_grad_error_vs_backward_iterations(df, out_dir, formats=("png", "svg")
     fig, axes = _grid(len(panels))
     for ax, panel in zip(axes, panels):
         _lines(ax, rows[rows["panel"] == panel], "budget", "value", encoding, log=True)
-        ax.set(title=panel, xlabel="backward iteration budget", ylabel="gradient relative error")
+        ax.set(title=panel, xlabel="backward iterations (budget)", ylabel="gradient relative error")
     _shared_legend(fig, axes)
     return _save(fig, out_dir, "grad_error_vs_backward_iterations", formats)
 
@@ -211,7 +253,7 @@ def figure_grad_error_vs_backward_time(df, out_dir, formats=("png", "svg")) -> l
     for ax, panel in zip(axes, panels):
         _lines(ax, wide[wide["panel"] == panel], "backward_seconds", "grad_rel_error", encoding, log=True,
                estimator=None, sort=False)
-        ax.set(title=panel, xlabel="backward time (s, median per budget)", ylabel="gradient relative error")
+        ax.set(title=panel, xlabel="backward time (s)", ylabel="gradient relative error")
     _shared_legend(fig, axes)
     return _save(fig, out_dir, "grad_error_vs_backward_time", formats)
 
@@ -237,7 +279,8 @@ def figure_memory_vs_forward_iterations(df, out_dir, formats=("png", "svg")) -> 
         power = min(3, max(0, int(math.log(max(sub["value"].abs().max(), 1.0), 1024))))
         unit = ("B", "KiB", "MiB", "GiB")[power]
         _lines(ax, sub.assign(value=sub["value"] / 1024 ** power), "budget", "value", encoding)
-        ax.set(title=f"{panel}: {metric}", xlabel="forward iterations", ylabel=f"{metric} ({unit})")
+        log_scale_if_wide(ax, sub["value"])
+        ax.set(title=panel, xlabel="forward iterations", ylabel=f"{axis_label(metric)} ({unit})")
     _shared_legend(fig, axes)
     return _save(fig, out_dir, "memory_vs_forward_iterations", formats)
 
@@ -251,16 +294,16 @@ def _step_time(df, out_dir, formats, kind: str, name: str) -> list[Path]:
     rows = _finite(df[(df["kind"] == kind) & (df["metric"] == "step_seconds")])
     if rows.empty:
         return []
-    rows = with_labels(rows)
-    encoding = _method_encoding(rows)
-    tasks = sorted(set(rows["task"]))
-    fig, axes = _grid(len(tasks))
-    for ax, task in zip(axes, tasks):
-        sub = rows[rows["task"] == task]
+    rows = split_panels(rows, by_epoch=kind == "gradient")
+    panels = sorted(set(rows["panel"]))
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels):
+        sub = with_labels(rows[rows["panel"] == panel])
         order = sorted(set(sub["label"]))
-        sns.barplot(data=sub, x="label", y="value", hue="label", order=order, hue_order=order, palette=encoding[0],
-                    errorbar="sd", capsize=0.2, legend=False, ax=ax)
-        ax.set(title=task, xlabel="", ylabel="seconds per step (mean ± sd)")
+        sns.barplot(data=sub, x="label", y="value", hue="label", order=order, hue_order=order,
+                    palette=_method_encoding(sub)[0], errorbar="sd", capsize=0.2, legend=False, ax=ax)
+        log_scale_if_wide(ax, sub["value"])
+        ax.set(title=panel, xlabel="", ylabel="time per step (s), mean ± sd")
         ax.tick_params(axis="x", labelrotation=45)
         for lab in ax.get_xticklabels():
             lab.set_horizontalalignment("right")
@@ -308,7 +351,7 @@ def log_scale_if_wide(ax, values, decades: float = 1.0) -> bool:
 
 
 def _curves(df, out_dir, formats, x: str, name: str) -> list[Path]:
-    rows = _headline_rows(df)
+    rows = split_panels(_headline_rows(df))
     if x == "elapsed_seconds" and not rows.empty:
         clock = df[(df["kind"] == "train") & (df["metric"] == "elapsed_seconds")][["cell_id", "epoch", "value"]]
         clock = clock.groupby(["cell_id", "epoch"], as_index=False)["value"].median()
@@ -331,9 +374,8 @@ def _curves(df, out_dir, formats, x: str, name: str) -> list[Path]:
         else:
             _lines(ax, sub, x, "value", encoding, estimator=None, units="seed", sort=True)
         log_scale_if_wide(ax, sub["value"])
-        unit = unit_of(df, metric)
         ax.set(title=panel, xlabel="epoch" if x == "epoch" else "training wall time (s)",
-               ylabel=f"{metric} ({unit})" if unit else metric)
+               ylabel=axis_label(metric, unit_of(df, metric)))
     _shared_legend(fig, axes)
     return _save(fig, out_dir, name, formats)
 
@@ -382,8 +424,8 @@ def _pareto(df, out_dir, formats, kind: str, name: str) -> list[Path]:
         if not log_y:
             log_scale_if_wide(ax, sub["y"])
         better = "higher" if bool(sub["higher_is_better"].iloc[0]) else "lower"
-        ax.set(title=panel, xlabel=f"median {sub['x_metric'].iloc[0]} (s)",
-               ylabel=f"{sub['y_metric'].iloc[0]} ({better} is better)")
+        ax.set(title=panel, xlabel=axis_label(sub["x_metric"].iloc[0]) + ", median",
+               ylabel=f"{axis_label(sub['y_metric'].iloc[0], unit_of(df, sub['y_metric'].iloc[0]))}, {better} is better")
     _shared_legend(fig, axes)
     return _save(fig, out_dir, name, formats)
 
@@ -424,7 +466,7 @@ def figure_final_metric_by_seed(df, out_dir, formats=("png", "svg")) -> list[Pat
     panels = list(dict.fromkeys(points["panel"]))
     seeds = sorted(set(points["seed"].dropna()))
     seed_marker = {s: SEED_MARKERS[i % len(SEED_MARKERS)] for i, s in enumerate(seeds)}
-    fig, axes = _grid(len(panels), ncols=2, size=(6.4, 4.0))
+    fig, axes = _grid(len(panels), ncols=3, size=(PANEL_SIZE[0], PANEL_SIZE[1] + 0.5))
     handles = {}
     for ax, panel in zip(axes, panels):
         sub = points[points["panel"] == panel]
@@ -451,8 +493,7 @@ def figure_final_metric_by_seed(df, out_dir, formats=("png", "svg")) -> list[Pat
         ax.set_xlim(-0.6, len(labels) - 0.4)
         metric, unit = sub["metric"].iloc[0], sub["unit"].iloc[0]
         better = "higher" if higher else "lower"
-        ax.set(title=panel, ylabel=f"final {metric}" + (f" ({unit})" if unit else "") + f", {better} is better")
-        ax.title.set_fontsize("small")
+        ax.set(title=panel, ylabel=f"final {axis_label(metric, unit)}, {better} is better")
     fig.legend(list(handles.values()), list(handles.keys()), title="marker / line", loc="outside right upper",
                fontsize="small")
     return _save(fig, out_dir, "final_metric_by_seed", formats)
@@ -461,27 +502,17 @@ def figure_final_metric_by_seed(df, out_dir, formats=("png", "svg")) -> list[Pat
 figure_final_metric_by_seed.NAME = "final_metric_by_seed"
 
 
-# (function, title, what it needs: the note written when it is skipped)
-FIGURES: list[tuple[Callable, str, str]] = [
-    (figure_grad_error_vs_backward_iterations, "Gradient accuracy vs backward iterations",
-     "no rows of kind `gradient_curve` with metric `grad_rel_error` and a positive `budget`"),
-    (figure_grad_error_vs_backward_time, "Gradient accuracy vs backward time",
-     "no rows of kind `gradient_curve` with both `grad_rel_error` and `backward_seconds`"),
-    (figure_memory_vs_forward_iterations, "Memory vs forward iterations",
-     "no rows of kind `memory_curve` (`saved_bytes`, `peak_rss_bytes`, `peak_cuda_bytes`)"),
-    (figure_step_time_train, "Time per training step",
-     "no rows of kind `train` with metric `step_seconds`"),
-    (figure_step_time_gradient, "Time per step in the gradient study",
-     "no rows of kind `gradient` with metric `step_seconds`"),
-    (figure_metric_vs_epoch, "Test metric vs epoch (paper: ICML-workshop Figs 2, 3, 5 = IEEE Access Figs 7, 1)",
-     "no rows of kind `train` with the task's headline metric"),
-    (figure_metric_vs_time, "Test metric vs training wall time",
-     "no rows of kind `train` with the headline metric and `elapsed_seconds`"),
-    (figure_final_metric_by_seed, "Final metric seed by seed (method differences beside the seed spread)",
-     "no rows of kind `train` with the task's headline metric"),
-    (figure_pareto_train, "Accuracy–cost Pareto plot: training",
-     "no rows of kind `train` with both the headline metric and `step_seconds`"),
-    (figure_pareto_gradient, "Accuracy–cost Pareto plot: gradient study",
-     "no rows of kind `gradient` with both `grad_rel_error` and `backward_seconds`"),
+# (function, title) in report order; a figure the store has no rows for gets no section
+FIGURES: list[tuple[Callable, str]] = [
+    (figure_grad_error_vs_backward_iterations, "Gradient accuracy vs backward iterations"),
+    (figure_grad_error_vs_backward_time, "Gradient accuracy vs backward time"),
+    (figure_memory_vs_forward_iterations, "Memory vs forward iterations"),
+    (figure_step_time_train, "Time per training step"),
+    (figure_step_time_gradient, "Time per step in the gradient study"),
+    (figure_metric_vs_epoch, "Test metric vs epoch (paper: ICML-workshop Figs 2, 3, 5 = IEEE Access Figs 7, 1)"),
+    (figure_metric_vs_time, "Test metric vs training wall time"),
+    (figure_final_metric_by_seed, "Final metric seed by seed (method differences beside the seed spread)"),
+    (figure_pareto_train, "Accuracy–cost Pareto plot: training"),
+    (figure_pareto_gradient, "Accuracy–cost Pareto plot: gradient study"),
 ]
-FIGURE_NAMES = tuple(f.NAME for f, _, _ in FIGURES)
+FIGURE_NAMES = tuple(f.NAME for f, _ in FIGURES)

@@ -73,6 +73,16 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _bold(text: str, best) -> str:
+    """``**text**`` on the row the statistics name best (``best`` column of a table)."""
+    return f"**{text}**" if best is True or (not _missing(best) and bool(best)) else text
+
+
+STATS_NOTE = ("Bold: better than every other row of its budget beyond the seed uncertainty (95 % t interval "
+              "of the difference, paired by seed where both rows share at least two seeds, Welch's otherwise); "
+              "no bold where the best ties or a row has one seed.")
+
+
 def _method(backward: str, forward: str) -> tuple[str, str]:
     return (DASH, DASH) if backward in ("-", "") else (backward, forward)
 
@@ -109,14 +119,15 @@ def section_denoise(table: pd.DataFrame) -> list[str]:
         rec["Seeds"] = _span(sub["n"].min(), sub["n"].max())
         for s in sigmas:
             at = sub[sub["sigma"] == s]
-            rec[f"σ={s} ours"] = fmt_mean_std(at["mean"].iloc[0], at["std"].iloc[0], "dB") if len(at) else DASH
+            rec[f"σ={s} ours"] = (_bold(fmt_mean_std(at["mean"].iloc[0], at["std"].iloc[0], "dB"), at["best"].iloc[0])
+                                  if len(at) else DASH)
             rec[f"σ={s} paper"] = fmt(paper.DENOISE_PSNR.get((model, s)), "dB")
         odd = sub[sub["sigma"].isna()]
         if len(odd):
             rec["σ=? ours"] = fmt_mean_std(odd["mean"].iloc[0], odd["std"].iloc[0], "dB")
         records.append(rec)
     lines += markdown_table(pd.DataFrame(records).fillna(DASH)) + [""]
-    lines.append(budget_line(table))
+    lines += [budget_line(table), STATS_NOTE]
     lines.append(f"Paper: {paper.DENOISE_SOURCE}; its FPI_NN was trained with backward FPI and its value is shown "
                  "next to every fpi_nn row.")
     if any(m != "psnr_chairs" for m in metrics):
@@ -142,7 +153,8 @@ def section_seed_gap(table: pd.DataFrame) -> list[str]:
         return []
     lines = ["### Table 1 seed by seed — implicit denoiser minus feedforward (dB)", "",
              "Final-epoch PSNR per seed; a gap is the difference of the group means ± its standard error "
-             "√(s₁²/n₁ + s₂²/n₂), with Welch's two-sided p.  Implicit models use the paper's Picard + backward "
+             "√(s₁²/n₁ + s₂²/n₂), with Welch's two-sided p and the verdict of its 95 % Welch t interval (a tie "
+             "where it covers 0; no verdict with one seed a side).  Implicit models use the paper's Picard + backward "
              "FPI cell of a seed where stored, else its other cells' first method by name (column `methods` of "
              "`table_seed_gap`; on the paper-scale denoiser the same seed trained with GMRES ends within 0.02 dB).", ""]
     for (preset, setting), part in table.groupby(["preset", "setting"], sort=True):
@@ -162,7 +174,7 @@ def section_seed_gap(table: pd.DataFrame) -> list[str]:
                 r = rows.loc[g]
                 se = "" if _missing(r["sd"]) else f" ± {fmt(r['sd'], 'dB')}"
                 p = "" if _missing(r["p_welch"]) else f" (p={_p_value(r['p_welch'])})"
-                rec[g] = f"{_signed(r['mean'])}{se}{p}"
+                rec[g] = f"{_signed(r['mean'])}{se}{p}: {_gap_verdict(r['verdict'])}"
             s = int(sigma) if float(sigma).is_integer() else None
             both = [paper.DENOISE_PSNR.get((m, s)) for m in ("fpi_nn", "feedforward")]
             rec["paper gap"] = _signed(both[0] - both[1]) if None not in both else DASH
@@ -173,16 +185,17 @@ def section_seed_gap(table: pd.DataFrame) -> list[str]:
             means = rows["mean"].to_numpy(dtype=float)
             path = " → ".join(_signed(m) for m in means)
             increases = len(means) > 1 and bool((means[1:] > means[:-1]).all())
-            if rows["sd"].notna().any():
-                clear = int(((rows["mean"] - 2 * rows["sd"]) > 0).sum())
-                spread = f"more than two standard errors above zero at {clear}"
-            else:
-                spread = "no standard error (one seed per group)"
-            lines.append(f"- {g} over σ = {', '.join(fmt(s, 'count') for s in rows['sigma'])}: {path} dB; positive at "
-                         f"{int((means > 0).sum())} of {len(means)} σ, {spread}; increases monotonically with σ: "
+            verdicts = rows["verdict"].value_counts()
+            spread = ", ".join(f"{_gap_verdict(v)} at {verdicts[v]}" for v in verdicts.index)
+            lines.append(f"- {g} over σ = {', '.join(fmt(s, 'count') for s in rows['sigma'])}: {path} dB; "
+                         f"{spread} of {len(means)} σ (95 % Welch interval); means increase with σ: "
                          f"{'yes' if increases else 'no'}.")
         lines.append("")
     return lines
+
+
+def _gap_verdict(verdict: str) -> str:
+    return {"better": "implicit better", "worse": "implicit worse"}.get(verdict, verdict)
 
 
 def section_bibtex(table: pd.DataFrame) -> list[str]:
@@ -199,7 +212,7 @@ def section_bibtex(table: pd.DataFrame) -> list[str]:
             "Setting": (row.setting or DASH) if mine else DASH,
             "Epochs": _span(row.epoch_min, row.epoch_max) if mine else DASH,
             "Seeds": _span(row.n, row.n) if mine else DASH,
-            "F1 ours": fmt_mean_std(row.mean, row.std, "%") if mine else DASH,
+            "F1 ours": _bold(fmt_mean_std(row.mean, row.std, "%"), row.best) if mine else DASH,
             "F1 paper": fmt(row.paper, "%"),
             "Reference": row.reference or DASH,
         })
@@ -207,7 +220,7 @@ def section_bibtex(table: pd.DataFrame) -> list[str]:
         lines += ["_No bibtex training rows in this store; the paper's Table 2 follows._", ""]
     lines += markdown_table(pd.DataFrame(records)) + [""]
     if not ours.empty:
-        lines.append(budget_line(ours))
+        lines += [budget_line(ours), STATS_NOTE]
         metrics = sorted(set(ours["metric"]))
         lines.append(f"Our metric: {', '.join(f'`{m}`' for m in metrics)} (test split, threshold chosen on validation).")
     lines.append(f"Paper: {paper.BIBTEX_SOURCE}. Rows marked \"quoted\" are the paper's own numbers and the "
@@ -217,9 +230,6 @@ def section_bibtex(table: pd.DataFrame) -> list[str]:
 
 def section_ranked(table: pd.DataFrame, title: str, order: Sequence[str], source: str, task: str) -> list[str]:
     """Box constraint / optical flow: our mean ± std and model ranks next to the paper's ordering."""
-    from ._frame import budget_label
-    from ._tables import model_order
-
     lines = [f"### {title}", ""]
     if table.empty:
         return lines + [f"_No {task} training rows in this store._",
@@ -231,17 +241,27 @@ def section_ranked(table: pd.DataFrame, title: str, order: Sequence[str], source
         records.append({"Model": row.model, "Gradient": grad, "Forward": fwd, "Preset": row.preset or DASH,
                         "Setting": row.setting or DASH,
                         "Epochs": _span(row.epoch_min, row.epoch_max), "Seeds": _span(row.n, row.n),
-                        f"{metric} ours": fmt_mean_std(row.mean, row.std, unit),
+                        f"{metric} ours": _bold(fmt_mean_std(row.mean, row.std, unit), row.best),
                         "model rank ours": fmt(row.rank, "count"), "model rank paper": fmt(row.paper_rank, "count")})
-    lines += markdown_table(pd.DataFrame(records)) + ["", budget_line(table)]
-    lines.append(f"Paper: no numbers in the text; ordering (best first) {' < '.join(order)} — {source}.")
-    for preset, setting in sorted(set(zip(table["preset"], table["setting"]))):
-        ours = model_order(table, preset, setting)
-        shared = [m for m in ours if m in order]
-        verdict = ("matches" if shared == [m for m in order if m in shared] else "differs from") + " the paper's"
-        lines.append(f"Our model ordering ({budget_label(preset, setting)}, each model at its best method): "
-                     f"{' < '.join(ours)} — {verdict} ordering of these models.")
+    lines += markdown_table(pd.DataFrame(records)) + ["", budget_line(table), STATS_NOTE]
+    lines.append(f"Paper: no numbers in the text; ordering (best first) {' > '.join(order)} — {source}.")
+    for (preset, setting), part in table.groupby(["preset", "setting"], sort=True):
+        ranks = part.dropna(subset=["rank"]).groupby("model")["rank"].min()
+        lines.append(f"Our model ordering ({budget_label(preset, setting)}, each model at its best method; "
+                     f"\">\" better beyond the seed uncertainty, \"=\" a tie, \"?\" one seed): "
+                     f"{part['ordering'].iloc[0]} — {agreement(ranks, order)} the paper's ordering of these models.")
     return lines + [""]
+
+
+def agreement(ranks: pd.Series, order: Sequence[str]) -> str:
+    """"matches", "partly matches" (no pair reversed, some tied or undecided) or "contradicts"
+    (a pair the paper orders is reversed beyond the seed uncertainty): our statistical ranks
+    (model -> rank, tied models share one) against the paper's ordering, best first."""
+    shared = [m for m in order if m in ranks.index]
+    pairs = [(ranks[a], ranks[b]) for i, a in enumerate(shared) for b in shared[i + 1:]]
+    if any(ra > rb for ra, rb in pairs):
+        return "contradicts"
+    return "matches" if all(ra < rb for ra, rb in pairs) else "partly matches"
 
 
 # --- gradient study, winners, non-ok cells ---------------------------------------------
@@ -267,6 +287,7 @@ def section_gradient(summary: pd.DataFrame) -> list[str]:
                 value = getattr(row, col)
                 rec[head] = (DASH if _missing(value) else f"{float(value):.6f}") if unit == "cos" else fmt(value, unit)
             rec["not ok"] = row.not_ok or DASH
+            rec["unconverged ref."] = fmt(row.unconverged_reference, "count") if row.unconverged_reference else DASH
             records.append(rec)
         frame = pd.DataFrame(records)
         empty = [head for col, (head, _) in _GRADIENT_HEADERS.items() if sub[col].isna().all()]
@@ -274,7 +295,9 @@ def section_gradient(summary: pd.DataFrame) -> list[str]:
     lines.append("Epoch 0: at initialisation; the last epoch: after training. grad rel. error = ‖ĝ − g‖ / ‖g‖ "
                  "against a float64 tightly converged reference. vs unrolled (only where a forward solve "
                  "stopped at its cap): the same error against the float64 gradient of the computation as run "
-                 "(the layer's forward, tolerance and cap, differentiated by unrolling).")
+                 "(the layer's forward, tolerance and cap, differentiated by unrolling). unconverged ref.: rows whose "
+                 "float64 reference solve did not converge; their errors are left out of the medians, the "
+                 "winners and the figures (— where every row's reference failed).")
     return lines + [""]
 
 
@@ -283,13 +306,17 @@ def section_winners(winners: pd.DataFrame) -> list[str]:
     if winners.empty:
         return lines + ["_Nothing to compare: no training, gradient or memory rows with values._", ""]
     for task, sub in winners.groupby("task", sort=False):
-        frame = pd.DataFrame({"Criterion": sub["criterion"], "Winner": sub["winner"],
-                              "Value": [fmt(v, "sci" if m == "grad_rel_error" else u)
-                                        for v, m, u in zip(sub["value"], sub["metric"], sub["unit"])],
-                              "Methods compared": sub["candidates"]})
+        frame = pd.DataFrame({"Criterion": sub["criterion"], "Verdict": sub["winner"],
+                              "Best mean": [fmt(v, "sci" if m == "grad_rel_error" else u)
+                                            for v, m, u in zip(sub["value"], sub["metric"], sub["unit"])],
+                              "Methods": sub["candidates"], "Seeds (fewest)": sub["n"]})
         lines += [f"### {task}", ""] + markdown_table(frame) + [""]
-    lines.append("Winners are computed from this store (means at the final epoch for the headline metric, "
-                 "medians otherwise); \"a = b\" marks a tie.")
+    lines.append("A method wins only when it is better than every other method beyond the uncertainty across "
+                 "seeds (95 % t interval of the difference, paired by seed where both share at least two seeds, "
+                 "Welch's otherwise; per seed: the final-epoch value, or the median over repeats); \"tie\" lists "
+                 "the methods the best is not separated from; one seed gives no verdict.  Best mean: the "
+                 "best-scoring method's mean over seeds.  Gradient errors against a reference solve that did not "
+                 "converge are left out.")
     return lines + [""]
 
 
@@ -308,8 +335,9 @@ def section_paired(table: pd.DataFrame) -> list[str]:
     lines += ["Each method's cells paired with the reference method's cell of the same seed (same "
               "initialisation and data order): Δ = method − reference in the final headline metric, mean "
               "[min, max] over the shared seeds, the seeds on which the method is better / worse, the paired "
-              "t-test p, the median ratio of training time (`elapsed_seconds`; cells of different sessions ran "
-              "under different load, so read ratios far from 1 only) and the unconverged solves per cell summed "
+              "t-test p, the 95 % paired t interval of Δ and its verdict (a tie where it covers 0, no verdict "
+              "at one seed), the median ratio of training time (`elapsed_seconds`; cells ran under "
+              "different machine load, so read ratios far from 1 only) and the unconverged solves per cell summed "
               "over epochs (method / reference).", ""]
     for task, sub in table.groupby("task", sort=True):
         metric, unit, higher = sub["metric"].iloc[0], sub["unit"].iloc[0], bool(sub["higher_is_better"].iloc[0])
@@ -322,6 +350,8 @@ def section_paired(table: pd.DataFrame) -> list[str]:
                 f"Δ {metric}": _delta(row.diff_mean, unit) + spread,
                 "Better / worse": f"{row.better_seeds} / {row.worse_seeds}",
                 "p": DASH if _missing(row.p_paired) else _p_value(row.p_paired),
+                "95 % CI": DASH if _missing(row.ci_low) else f"[{_delta(row.ci_low, unit)}, {_delta(row.ci_high, unit)}]",
+                "Verdict": row.verdict,
                 "Time ×": DASH if _missing(row.time_ratio) else f"{row.time_ratio:.2f}",
                 "Unconverged": f"{fmt(row.unconverged_method, 'count')} / {fmt(row.unconverged_reference, 'count')}",
             })
@@ -383,16 +413,33 @@ def section_pareto(points: pd.DataFrame, what: str) -> list[str]:
     return lines + [""]
 
 
-def section_figures(entries: Iterable[tuple], out_dir) -> list[str]:
-    """``entries``: (title, paths, note) per figure; embeds the first PNG/SVG and links the rest."""
+def section_exports(paths, out_dir) -> list[str]:
+    """Links to the CSV and LaTeX file of every table."""
     from pathlib import Path
 
-    lines = ["## Figures", ""]
-    for title, paths, note, extra in entries:
-        lines += [f"### {title}", ""]
-        if not paths:
-            lines += [f"_Skipped: {note}._", ""]
+    if not paths:
+        return []
+    by_name: dict[str, list[str]] = {}
+    for path in paths:
+        rel = Path(path).relative_to(out_dir).as_posix()
+        by_name.setdefault(Path(path).stem, []).append(f"[{Path(path).suffix[1:]}]({rel})")
+    return ["## Tables as CSV and LaTeX", "",
+            "Every table above as CSV (all columns, full precision) and as a LaTeX booktabs table "
+            "(`\\usepackage{booktabs}`; mean ± sd, the statistically best row in bold): "
+            + "; ".join(f"{name} ({', '.join(links)})" for name, links in by_name.items()) + ".", ""]
+
+
+def section_figures(entries: Iterable[tuple], out_dir) -> list[str]:
+    """``entries``: (title, paths, extra lines) per figure; embeds the first PNG/SVG and links the
+    rest; a figure this store has no rows for gets no section."""
+    from pathlib import Path
+
+    entries = [e for e in entries if e[1]]
+    lines = ["## Figures", ""] if entries else []
+    for title, paths, extra in entries:
+        if not paths:  # nothing to draw from this store: no section
             continue
+        lines += [f"### {title}", ""]
         rel = [Path(p).relative_to(out_dir).as_posix() for p in paths]
         shown = next((r for r in rel if r.endswith(".png")), rel[0])
         lines += [f"![{title}]({shown})", "", "Files: " + ", ".join(f"[{Path(r).suffix[1:]}]({r})" for r in rel), ""]

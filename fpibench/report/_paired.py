@@ -8,7 +8,9 @@ same seed and reports the paired difference of the final headline metric
 
     Δ_s = metric(method, seed s) − metric(reference, seed s),
 
-its mean, range, the seeds on which the method is better / worse, the paired t-test p (n ≥ 2), the ratio of training time (``elapsed_seconds``
+its mean, range, the seeds on which the method is better / worse, the paired t-test p and the
+95 % t interval of the mean difference with its verdict (:func:`._verdict.compare`: "better",
+"worse", "tie" or "no verdict" at one seed), the ratio of training time (``elapsed_seconds``
 at the final epoch, median over seeds) and the unconverged solves of both.  The reference is
 the paper's gradient, backward FPI (Jeon, Lee & Choi, §3.2), with the forward solver that has
 the most seeds (Picard, the paper's, on ties); without it, the method with the most seeds.
@@ -19,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ._frame import NO_METHOD, final_epoch, headline_metric, higher_is_better, takes_store_frame, unit_of
+from ._verdict import compare
 from .paper_numbers import PAPER_METHOD
 
 GROUP_KEYS = ("task", "panel", "preset", "setting", "model")
 COLUMNS = (*GROUP_KEYS, "metric", "unit", "higher_is_better", "reference", "method", "seeds", "seed_list",
-           "reference_mean", "method_mean", "diff_mean", "diff_min", "diff_max", "better_seeds", "worse_seeds", "p_paired", "time_ratio",
+           "reference_mean", "method_mean", "diff_mean", "diff_min", "diff_max", "better_seeds", "worse_seeds", "p_paired", "ci_low", "ci_high", "verdict", "time_ratio",
            "unconverged_reference", "unconverged_method")
 
 
@@ -87,6 +90,7 @@ def table_paired_methods(df: pd.DataFrame) -> pd.DataFrame:
                 p = (float(stats.ttest_rel(a["value"], b["value"]).pvalue)
                      if len(seeds) > 1 and np.ptp(diff) > 0 else np.nan)
                 ratio = (a["seconds"] / b["seconds"]).to_numpy(float)
+                verdict = compare(a["value"], b["value"], higher)
                 out.append(dict(zip(GROUP_KEYS, key), metric=metric, unit=unit, higher_is_better=higher,
                                 reference=ref["method"].iloc[0], method=sub["method"].iloc[0], seeds=len(seeds),
                                 seed_list=" / ".join(f"{s:g}" for s in seeds),
@@ -94,7 +98,8 @@ def table_paired_methods(df: pd.DataFrame) -> pd.DataFrame:
                                 diff_mean=float(diff.mean()), diff_min=float(diff.min()), diff_max=float(diff.max()),
                                 better_seeds=int(((diff > 0) if higher else (diff < 0)).sum()),
                                 worse_seeds=int(((diff < 0) if higher else (diff > 0)).sum()),
-                                p_paired=p, time_ratio=float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else np.nan,
+                                p_paired=p, ci_low=verdict.low, ci_high=verdict.high, verdict=verdict.verdict,
+                                time_ratio=float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else np.nan,
                                 unconverged_reference=float(b["unconverged"].mean()),
                                 unconverged_method=float(a["unconverged"].mean())))
     return pd.DataFrame(out, columns=list(COLUMNS))

@@ -8,7 +8,9 @@ setting and σ this takes every seed's final-epoch PSNR and computes
     gap = mean(implicit) − mean(baseline),   se = √(s₁²/n₁ + s₂²/n₂),
     p   = Welch's two-sided t-test (unequal variances),
 
-so a reader sees whether a gap exceeds the seed spread.  Implicit models contribute one cell
+with its 95 % Welch t interval and verdict (:func:`._verdict.compare`; different models share
+no initialisation, so their seeds are not paired), so a reader sees whether a gap exceeds
+the seed spread.  Implicit models contribute one cell
 per seed: the paper's method (Picard forward + backward FPI) where that seed has it, else the
 seed's first other method by name (``methods`` names the cells used).  Feedforward cells trained with ``feedforward_init_scale`` form their own baseline
 group ("feedforward init×0.1"), compared with implicit cells of the same remaining setting.
@@ -19,10 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ._frame import final_train_rows, headline_metric, split_init_scale, takes_store_frame
+from ._verdict import compare
 from .paper_numbers import PAPER_METHOD
 
 BASELINE = "feedforward"
-COLUMNS = ("preset", "setting", "sigma", "row", "n", "seeds", "values", "methods", "mean", "sd", "p_welch")
+COLUMNS = ("preset", "setting", "sigma", "row", "n", "seeds", "values", "methods", "mean", "sd", "p_welch", "ci_low",
+           "ci_high", "verdict")
 
 
 def _group(model: str, scale: float) -> str:
@@ -92,5 +96,7 @@ def table_seed_gap(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
             for base in baselines:
                 a, b = (groups[g]["value"].to_numpy(dtype=float) for g in (model, base))
                 diff, se, p = _gap(a, b)
-                out.append(dict(key, row=f"gap {model} − {base}", n=len(a) + len(b), mean=diff, sd=se, p_welch=p))
+                verdict = compare(a, b, higher_is_better=True, paired=False)
+                out.append(dict(key, row=f"gap {model} − {base}", n=len(a) + len(b), mean=diff, sd=se, p_welch=p,
+                                ci_low=verdict.low, ci_high=verdict.high, verdict=verdict.verdict))
     return pd.DataFrame(out, columns=list(COLUMNS))

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from . import paper_numbers as paper
+from ._verdict import ordering, rank
 from ._frame import (NO_METHOD, budget_label, final_epoch, final_train_rows, headline_metric, higher_is_better,
                      method_labels, method_name, split_init_scale, takes_store_frame, unit_of)
 
 MODEL_ORDER = ("feedforward", "flownets", "fpi_nn", "fpi_gd")
-SUMMARY_COLUMNS = ("mean", "std", "n", "seeds", "epoch_min", "epoch_max")
+SUMMARY_COLUMNS = ("mean", "std", "n", "seeds", "epoch_min", "epoch_max", "best")
 GRADIENT_METRICS = ("grad_rel_error", "grad_cosine", "grad_rel_error_unrolled", "backward_iterations_mean", "backward_seconds",
                     "saved_bytes", "peak_rss_bytes", "peak_cuda_bytes")
 
@@ -33,9 +34,29 @@ def _sort(frame: pd.DataFrame, keys) -> pd.DataFrame:
     return order.sort_values(["_m", *keys], kind="stable").drop(columns="_m").reset_index(drop=True)
 
 
+def seed_series(rows: pd.DataFrame, keys) -> dict:
+    """Per group of ``keys``: its values indexed by seed (cells of one seed averaged)."""
+    return {key: part.groupby("seed")["value"].mean() for key, part in rows.groupby(list(keys), dropna=False)}
+
+
+def _mark_best(out: pd.DataFrame, rows: pd.DataFrame, keys, budget_keys, higher: bool) -> pd.Series:
+    """True on the row that beats every other row of its budget by the report's statistics
+    rule (:mod:`._verdict`); no row where the best ties or a row has one seed."""
+    series = seed_series(rows, keys)
+    best = pd.Series(False, index=out.index)
+    for _, idx in out.groupby(list(budget_keys), dropna=False).groups.items():
+        names = {i: tuple(out.loc[i, list(keys)]) for i in idx}
+        outcome = rank({i: series[k] for i, k in names.items() if k in series}, higher)
+        if outcome.verdict == "winner":
+            best[outcome.best] = True
+    return best
+
+
 @takes_store_frame
 def final_metric_table(df: pd.DataFrame, task: str, extra_keys=(), metric: str | None = None) -> pd.DataFrame:
-    """Mean ± std over seeds of ``metric`` (default: the task's headline) at each cell's last epoch."""
+    """Mean ± std over seeds of ``metric`` (default: the task's headline) at each cell's last
+    epoch; ``best`` marks the row that beats every other row of its budget (preset, setting
+    and ``extra_keys``) beyond the seed uncertainty (:mod:`fpibench.report._verdict`)."""
     keys = ["model", "forward", "backward", "preset", "setting", *extra_keys]
     columns = ["task", "metric", "unit", "higher_is_better", *keys, *SUMMARY_COLUMNS]
     metric = metric or headline_metric(df, task)
@@ -47,7 +68,9 @@ def final_metric_table(df: pd.DataFrame, task: str, extra_keys=(), metric: str |
     out = rows.groupby(keys, dropna=False).agg(
         mean=("value", "mean"), std=("value", "std"), n=("value", "count"), seeds=("seed", "nunique"),
         epoch_min=("epoch", "min"), epoch_max=("epoch", "max")).reset_index()
-    out.insert(0, "higher_is_better", higher_is_better(df, task, metric))
+    higher = higher_is_better(df, task, metric)
+    out["best"] = _mark_best(out, rows, keys, ["preset", "setting", *extra_keys], higher)
+    out.insert(0, "higher_is_better", higher)
     out.insert(0, "unit", unit_of(df, metric))
     out.insert(0, "metric", metric)
     out.insert(0, "task", task)
@@ -83,17 +106,32 @@ def table_bibtex(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ranked_table(df: pd.DataFrame, task: str, order) -> pd.DataFrame:
-    """final_metric_table plus ``rank`` (1 = best model by its best method, within a preset)
-    and ``paper_rank`` (the paper's ordering, best first)."""
+    """final_metric_table plus, within a preset and setting, each model at its best method:
+    ``ordering`` (best first, " > " where the next model is worse beyond the seed
+    uncertainty, " = " where they tie, " ? " where one has a single seed), ``rank`` (1 + the
+    number of " > " above the model: tied models share a rank) and ``paper_rank`` (the
+    paper's ordering, best first)."""
     out = final_metric_table(df, task)
     out["paper_rank"] = out["model"].map({m: i + 1 for i, m in enumerate(order)}).astype(float)
+    out["rank"], out["ordering"] = np.nan, ""
     if out.empty:
-        out["rank"] = pd.Series(dtype=float)
         return out
     higher = bool(out["higher_is_better"].iloc[0])
-    best = out.groupby(["preset", "setting", "model"])["mean"].agg("max" if higher else "min")
-    ranks = best.groupby(level=["preset", "setting"]).rank(ascending=not higher, method="min")
-    out["rank"] = [ranks.get((p, b, m), np.nan) for p, b, m in zip(out["preset"], out["setting"], out["model"])]
+    rows = final_train_rows(df, task, out["metric"].iloc[0])
+    series = seed_series(rows, ["model", "forward", "backward", "preset", "setting"])
+    for (preset, setting), part in out.groupby(["preset", "setting"]):
+        best = part.sort_values("mean", ascending=not higher).drop_duplicates("model")
+        models = {r.model: series[(r.model, r.forward, r.backward, preset, setting)] for r in best.itertuples()}
+        text = ordering(models, higher)
+        ranks, level = {}, 1
+        for token in text.split(" "):
+            if token == ">":
+                level += 1
+            elif token not in ("=", "?"):
+                ranks[token] = level
+        at = part.index
+        out.loc[at, "rank"] = out.loc[at, "model"].map(ranks).astype(float)
+        out.loc[at, "ordering"] = text
     return out
 
 
@@ -115,95 +153,118 @@ def model_order(table: pd.DataFrame, preset: str, setting: str = "") -> list[str
     return list(sub.groupby("model")["rank"].min().sort_values(kind="stable").index)
 
 
+REFERENCE_METRICS = ("grad_rel_error", "grad_cosine")
+
+
 @takes_store_frame
 def table_gradient_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per task, problem, method and parameter state (epoch): medians of the gradient-study metrics."""
+    """Per task, problem, method and parameter state (epoch): medians of the gradient-study
+    metrics.  Gradient errors against a reference that did not converge are not used:
+    ``unconverged_reference`` counts the rows left out (all of them: the error is NaN)."""
     keys = ["task", "panel", "model", "forward", "backward", "epoch"]
     rows = df[df["kind"] == "gradient"]
     if rows.empty:
-        return pd.DataFrame(columns=[*keys, "seeds", *GRADIENT_METRICS, "not_ok"])
-    medians = rows.groupby([*keys, "metric"], dropna=False)["value"].median().unstack("metric")
-    out = medians.reindex(columns=list(GRADIENT_METRICS)).reset_index()
+        return pd.DataFrame(columns=[*keys, "seeds", *GRADIENT_METRICS, "not_ok", "unconverged_reference"])
+    untrusted = reference_unconverged(rows) & rows["metric"].isin(REFERENCE_METRICS)
+    medians = rows[~untrusted].groupby([*keys, "metric"], dropna=False)["value"].median().unstack("metric")
+    out = rows[keys].drop_duplicates().merge(medians.reindex(columns=list(GRADIENT_METRICS)).reset_index(),
+                                             on=keys, how="left")
     grouped = rows.groupby(keys, dropna=False)
     info = pd.DataFrame({
         "seeds": grouped["seed"].nunique(),
         "not_ok": grouped["status"].agg(lambda s: ", ".join(f"{k}×{v}" for k, v in s[s != "ok"].value_counts().items())),
+        "unconverged_reference": (untrusted & (rows["metric"] == "grad_rel_error")).groupby(
+            [rows[k] for k in keys], dropna=False).sum(),
     }).reset_index()
     out = out.merge(info, on=keys, how="left")
-    out = out[[*keys, "seeds", *GRADIENT_METRICS, "not_ok"]]
+    out = out[[*keys, "seeds", *GRADIENT_METRICS, "not_ok", "unconverged_reference"]]
     return _sort(out, ["task", "panel", "epoch", "backward", "forward"])
 
 
-def _method_medians(rows: pd.DataFrame, metric: str) -> pd.Series:
+def reference_unconverged(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose gradient error is measured against a reference that did not converge
+    (the harness writes "reference solve …" / "reference gradient failed …" as reason)."""
+    return rows["reason"].str.startswith("reference")
+
+
+def _seed_values(rows: pd.DataFrame, metric: str) -> dict:
+    """Per method (model, forward, backward): its per-seed median of ``metric`` (over repeats)."""
     sub = rows[(rows["metric"] == metric) & ~rows["backward"].isin(NO_METHOD)]
     sub = sub[np.isfinite(sub["value"])]
-    if sub.empty:
-        return pd.Series(dtype=float)
-    return sub.groupby(["model", "forward", "backward"])["value"].median()
+    per_seed = sub.groupby(["model", "forward", "backward", "seed"])["value"].median()
+    return {key: part.droplevel([0, 1, 2]) for key, part in per_seed.groupby(level=[0, 1, 2])}
 
 
-def _winner(values: pd.Series, higher: bool):
-    best = values.max() if higher else values.min()
-    names = [method_name(*key) for key, v in values.items() if v == best]
-    return " = ".join(names), float(best)
+WINNER_COLUMNS = ("task", "criterion", "verdict", "winner", "value", "metric", "unit", "candidates", "n")
 
 
 @takes_store_frame
 def table_winners(df: pd.DataFrame) -> pd.DataFrame:
-    """Per task: best final headline metric (per problem), most accurate gradient, fastest
-    backward and least memory, each computed from the store's medians."""
+    """Per task and problem: best final headline metric (per budget), most accurate gradient,
+    fastest backward and least memory (per parameter state, i.e. epoch).
+
+    A winner is named only when it beats every other method beyond the uncertainty across
+    seeds (:func:`fpibench.report._verdict.rank`: paired t interval over common seeds, Welch's
+    otherwise); ``verdict`` is "winner", "tie" or "no verdict" (a method with one seed),
+    ``value`` the best mean, ``n`` the fewest seeds of a method.  Gradient errors measured
+    against a reference that did not converge are left out."""
     records = []
 
-    def add(task, criterion, values, higher, metric):
-        if len(values):
-            who, best = _winner(values, higher)
-            records.append(dict(task=task, criterion=criterion, winner=who, value=best, metric=metric,
-                                unit=unit_of(df, metric), candidates=len(values)))
+    def add(task, criterion, values: dict, higher, metric):
+        values = {method_name(*k): v for k, v in values.items()}
+        if not values:
+            return
+        outcome = rank(values, higher)
+        records.append(dict(task=task, criterion=criterion, verdict=outcome.verdict, winner=outcome.text,
+                            value=float(values[outcome.best].mean()), metric=metric, unit=unit_of(df, metric),
+                            candidates=len(values), n=outcome.n))
 
     for task in sorted(set(df.loc[df["kind"].isin(["train", "gradient", "memory_curve"]), "task"])):
-        metric = headline_metric(df, task)
-        if metric is not None:
-            higher = higher_is_better(df, task, metric)
-            rows = final_train_rows(df, task, metric)
-            for panel, sub in rows.groupby("panel"):
-                # cells of one problem trained with different budgets are ranked apart, never averaged
-                budgets = sub.groupby(["preset", "setting"])
-                for (preset, setting), part in budgets:
-                    label = panel if budgets.ngroups == 1 else f"{panel}; {budget_label(preset, setting)}"
-                    means = part.groupby(["model", "forward", "backward"])["value"].mean().dropna()
-                    add(task, f"best final {metric} ({label})", means, higher, metric)
-        grad = df[(df["task"] == task) & (df["kind"] == "gradient")]
         train = df[(df["task"] == task) & (df["kind"] == "train")]
-        add(task, "most accurate gradient (median grad_rel_error)", _method_medians(grad, "grad_rel_error"),
-            False, "grad_rel_error")
-        speed = _method_medians(grad, "backward_seconds")
-        if len(speed):
-            add(task, "fastest backward (median backward_seconds)", speed, False, "backward_seconds")
-        else:
-            add(task, "fastest training step (median step_seconds)", _method_medians(train, "step_seconds"),
-                False, "step_seconds")
-        for mem in ("saved_bytes", "peak_cuda_bytes", "peak_rss_bytes"):
-            values = _method_medians(grad, mem)
-            if len(values):
-                add(task, f"least memory (median {mem})", values, False, mem)
-                break
-        else:
-            add(task, "least memory (saved_bytes at the largest common forward budget)",
-                _memory_curve_at_common_budget(df[(df["task"] == task) & (df["kind"] == "memory_curve")]),
-                False, "saved_bytes")
-    return pd.DataFrame(records, columns=["task", "criterion", "winner", "value", "metric", "unit", "candidates"])
+        metric = headline_metric(df, task)
+        for panel, sub in train.groupby("panel"):
+            # cells of one problem trained with different budgets are ranked apart, never averaged
+            budgets = sub.groupby(["preset", "setting"])
+            for (preset, setting), part in budgets:
+                label = panel if budgets.ngroups == 1 else f"{panel}; {budget_label(preset, setting)}"
+                if metric is not None:
+                    final = final_epoch(part[part["metric"] == metric])
+                    add(task, f"best final {metric} ({label})",
+                        {k: v.groupby("seed")["value"].mean().dropna()
+                         for k, v in final.groupby(["model", "forward", "backward"])},
+                        higher_is_better(df, task, metric), metric)
+                add(task, f"fastest training step ({label})", _seed_values(part, "step_seconds"), False,
+                    "step_seconds")
+        grad = df[(df["task"] == task) & (df["kind"] == "gradient")]
+        for (panel, epoch), part in grad.groupby(["panel", "epoch"], dropna=False):
+            label = panel if grad["epoch"].nunique() < 2 else f"{panel}; epoch {epoch:g}"
+            trusted = part[~reference_unconverged(part)]
+            add(task, f"most accurate gradient ({label})", _seed_values(trusted, "grad_rel_error"), False,
+                "grad_rel_error")
+            add(task, f"fastest backward ({label})", _seed_values(part, "backward_seconds"), False,
+                "backward_seconds")
+            for mem in ("saved_bytes", "peak_cuda_bytes", "peak_rss_bytes"):
+                values = _seed_values(part, mem)
+                if values:
+                    add(task, f"least memory, {mem} ({label})", values, False, mem)
+                    break
+        curve = df[(df["task"] == task) & (df["kind"] == "memory_curve")]
+        if grad.empty:
+            for panel, part in curve.groupby("panel"):
+                add(task, f"least memory, saved_bytes at the largest common forward budget ({panel})",
+                    _memory_curve_at_common_budget(part), False, "saved_bytes")
+    return pd.DataFrame(records, columns=list(WINNER_COLUMNS))
 
 
-def _memory_curve_at_common_budget(rows: pd.DataFrame) -> pd.Series:
+def _memory_curve_at_common_budget(rows: pd.DataFrame) -> dict:
     sub = rows[(rows["metric"] == "saved_bytes") & ~rows["backward"].isin(NO_METHOD) & np.isfinite(rows["value"])]
     if sub.empty:
-        return pd.Series(dtype=float)
+        return {}
     budgets = sub.groupby(["model", "forward", "backward"])["budget"].agg(set)
     common = set.intersection(*budgets)
     if not common:
-        return pd.Series(dtype=float)
-    at = sub[sub["budget"] == max(common)]
-    return at.groupby(["model", "forward", "backward"])["value"].median()
+        return {}
+    return _seed_values(sub[sub["budget"] == max(common)], "saved_bytes")
 
 
 def pareto_front(x, y, higher_is_better: bool = False) -> np.ndarray:
@@ -227,9 +288,11 @@ def pareto_front(x, y, higher_is_better: bool = False) -> np.ndarray:
 def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Accuracy–cost points per (panel, method) with their Pareto-front membership.
 
-    ``kind="gradient"``: x = median backward_seconds, y = median grad_rel_error (lower better).
-    ``kind="train"``: x = median step_seconds over all train steps (the train rows hold no
-    separate backward time), y = mean over seeds of the final headline metric.
+    ``kind="gradient"``: x = median backward_seconds, y = median grad_rel_error (lower better),
+    errors against a reference that did not converge left out; one panel per problem and
+    parameter state.  ``kind="train"``: x = median step_seconds over all train steps (the
+    train rows hold no separate backward time), y = mean over seeds of the final headline
+    metric; one panel per problem, budget and FPI model (:func:`split_panels`).
     """
     columns = ["panel", "task", "model", "forward", "backward", "label", "x", "y", "x_metric", "y_metric",
                "higher_is_better", "on_front"]
@@ -238,6 +301,8 @@ def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     keys = ["panel", "task", "model", "forward", "backward"]
     rows = df[df["kind"] == kind]
     if kind == "gradient":
+        rows = split_panels(rows[~(reference_unconverged(rows) & rows["metric"].isin(REFERENCE_METRICS))],
+                            by_epoch=True)
         x_metric = "backward_seconds"
         pts = rows[rows["metric"].isin(["backward_seconds", "grad_rel_error"])]
         table = pts.groupby([*keys, "metric"])["value"].median().unstack("metric")
@@ -246,6 +311,7 @@ def pareto_points(df: pd.DataFrame, kind: str) -> pd.DataFrame:
         table["y_metric"], table["higher_is_better"] = "grad_rel_error", False
     else:
         x_metric = "step_seconds"
+        rows = split_panels(rows)
         parts = []
         for task in sorted(set(rows["task"])):
             metric = headline_metric(df, task)
@@ -306,7 +372,21 @@ def _one_fpi_model_per_panel(cells: pd.DataFrame) -> pd.DataFrame:
         for model in models:
             chosen = part[baseline | (part["model"] == model)]
             out.append(chosen.assign(panel=f"{problem} {model}; {budget}"))
-    return pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True) if out else cells
+
+
+def split_panels(rows: pd.DataFrame, by_epoch: bool = False) -> pd.DataFrame:
+    """``rows`` with ``panel`` set so that no panel mixes budgets or model kinds: one panel per
+    problem, preset and training setting (epochs, data limits), per FPI model (with the
+    problem's baselines) and, with ``by_epoch``, per parameter state (epoch)."""
+    if rows.empty:
+        return rows
+    out = rows.copy()
+    out["panel"] = [_panel_title(*k) for k in zip(out["panel"], out["preset"], out["setting"])]
+    if by_epoch:
+        many = out.groupby("panel")["epoch"].transform("nunique") > 1
+        out.loc[many, "panel"] = [f"{p}, epoch {e:g}" for p, e in zip(out.loc[many, "panel"], out.loc[many, "epoch"])]
+    return _one_fpi_model_per_panel(out)
 
 
 @takes_store_frame
@@ -329,8 +409,7 @@ def seed_points(df: pd.DataFrame) -> pd.DataFrame:
             panel=("panel", "first"), preset=("preset", "first"), setting=("setting", "first"),
             model=("model", "first"), forward=("forward", "first"),
             backward=("backward", "first"), seed=("seed", "first"), value=("value", "mean")).reset_index()
-        cells["panel"] = [_panel_title(*k) for k in zip(cells["panel"], cells["preset"], cells["setting"])]
-        cells = _one_fpi_model_per_panel(cells)
+        cells = split_panels(cells)
         cells["paper"] = [_paper_value(task, m, p) for m, p in zip(cells["model"], cells["preset"])]
         scale = cells["setting"].map(lambda s: split_init_scale(s)[1])
         labels = pd.Series("", index=cells.index, dtype=object)

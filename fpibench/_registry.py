@@ -71,11 +71,19 @@ class Registry:
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Each entry's options: ``{name: {option: {"default": ..., "constraint": ...}}}``."""
-        return {name: describe(self._classes[name]) for name in self.names()}
+        return {name: _describe(self._classes[name]) for name in self.names()}
+
+
+def _describe(cls: type) -> dict[str, dict[str, Any]]:
+    custom = getattr(cls, "describe_options", None)
+    return custom() if custom is not None else describe(cls)
 
 
 def build_with_options(cls: type, options: dict, what: str, shared: tuple[str, ...] = ()):
     """``cls(**options)`` after refusing unknown option names; the values are checked by ``cls``."""
+    custom = getattr(cls, "from_options", None)
+    if custom is not None:  # options that depend on another option (a solver named by option)
+        return custom(options, what)
     if not isinstance(options, dict):
         raise OptionError(f"options for {what} must be a dict, got {type(options).__name__}")
     accepted = sorted(declared(cls)) + sorted(shared)

@@ -52,7 +52,7 @@ from ._iterate import (
     iterate,
     write_slot,
 )
-from ._options import Flag, GradientOptions, Integer, Number, OneOf, OrNone, option, same_as
+from ._options import Flag, GradientOptions, Integer, Number, OneOf, OrNone, declared, describe, option, same_as
 from ._registry import BACKWARD, FORWARD, register_backward, register_forward
 from ._stats import BackwardStats
 from .errors import JacobianTooLargeError, OptionError
@@ -63,7 +63,7 @@ __all__ = [
     "TruncatedGradient", "TruncatedOptions", "UnrolledGradient",
     "CONVERGED", "DIVERGED", "FIXED_STEPS", "NONFINITE", "NOT_CONVERGED",
     "FixedPointSolver", "IterationControl", "IterationStats", "SolverState", "iterate", "write_slot",
-    "Flag", "GradientOptions", "Integer", "Number", "OneOf", "OrNone", "option", "same_as",
+    "Flag", "GradientOptions", "Integer", "Number", "OneOf", "OrNone", "declared", "describe", "option", "same_as",
     "BACKWARD", "FORWARD", "register_backward", "register_forward", "BackwardStats",
     "JacobianTooLargeError", "OptionError", "Task", "register_task",
 ]

@@ -10,31 +10,106 @@
 * ``anderson`` / ``broyden``: the same adjoint fixed point solved with Anderson
   acceleration / limited-memory Broyden (Bai, Kolter & Koltun 2019).
 * ``gmres``: the linear system (I − Jᵀ)c = ∇x̂L by restarted GMRES with VJPs only.
+* ``implicit``: any of these solvers (every registered forward solver, and ``gmres``) by name.
 
 Every one starts from c₀ = 0 and counts one VJP per call of h.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Optional
 
-from fpibench.extend import GradientOptions, Integer, IterationControl, IterativeAdjoint, IterativeOptions, option, register_backward, same_as
+from fpibench.extend import (
+    FORWARD, GradientOptions, Integer, IterationControl, IterativeAdjoint, IterativeOptions, OptionError,
+    declared, describe, option, register_backward,
+)
 
-from .anderson import Anderson
-from .broyden import Broyden
 from .gmres import GMRES
 from .picard import Picard
 
 
-@register_backward("backward_fpi", aliases=("rbp",))
-@dataclass
-class BackwardFPI(IterativeOptions, IterativeAdjoint):
-    """Backward FPI: c ← Jᵀc + ∇x̂L (optionally damped by ``beta``) until ‖Δc‖/‖c‖ < tol."""
+#: solvers valid only on the (affine) adjoint problem, besides every registered forward solver
+LINEAR_SOLVERS = {"gmres": GMRES}
 
-    beta: float = same_as(Picard, "beta")
-    name = "backward_fpi"
+
+def adjoint_solver(name: str) -> type:
+    """The solver class named ``name``: a registered forward solver or a linear one."""
+    if name in LINEAR_SOLVERS:
+        return LINEAR_SOLVERS[name]
+    return FORWARD.get(name)
+
+
+def adjoint_solver_names() -> list[str]:
+    return sorted(set(FORWARD.names()) | set(LINEAR_SOLVERS))
+
+
+@register_backward("implicit")
+@dataclass
+class Implicit(IterativeOptions, IterativeAdjoint):
+    """The implicit gradient with the adjoint (I − ∂g/∂x)ᵀc = ∇x̂L solved by any registered
+    forward solver — or ``gmres`` — named by ``solver``, with that solver's own options.
+
+    How to differentiate (implicitly, exact at every order) is kept apart from which solver
+    solves the adjoint, as optimistix keeps its adjoint apart from its linear solver:
+    ``backward="implicit", backward_options={"solver": "anderson", "m": 6, "tol": 1e-8}``.
+    A solver's options are declared once, by the solver; the loop options (``tol``,
+    ``max_iter``, ...) inherit the forward's.  ``backward_fpi``, ``anderson``, ``broyden``
+    and ``gmres`` are this method with the solver fixed by the name.
+    """
+
+    solver: str = "picard"
+    name = "implicit"
+    #: the solver a named preset fixes (``None``: chosen by the ``solver`` option)
+    fixed_solver: ClassVar[Optional[str]] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._solver_options: dict = {}
+
+    @classmethod
+    def from_options(cls, options: dict, what: str) -> "Implicit":
+        """Split ``options`` into the loop's and the solver's, refusing unknown names and
+        checking every value (with this method named in the error)."""
+        if not isinstance(options, dict):
+            raise OptionError(f"options for {what} must be a dict, got {type(options).__name__}")
+        options = dict(options)
+        solver = cls.fixed_solver or options.pop("solver", "picard")
+        if solver not in adjoint_solver_names():
+            raise OptionError(f"{what}: option solver must be one of {', '.join(adjoint_solver_names())}, got {solver!r} ({type(solver).__name__})")
+        loop_names = set(declared(IterativeOptions))
+        solver_names = set(declared(adjoint_solver(solver)))
+        accepted = sorted(loop_names | solver_names | (set() if cls.fixed_solver else {"solver"}))
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise OptionError(f"{what} does not take option(s) {', '.join(map(repr, unknown))}; it takes: {', '.join(accepted)}")
+        method = cls(solver=solver, **{k: v for k, v in options.items() if k in loop_names})
+        method._solver_options = {k: v for k, v in options.items() if k in solver_names}
+        try:
+            method.make_solver()
+        except OptionError as exc:  # the solver's own check, reported under this method's name
+            raise OptionError(f"{what}: {str(exc).split(': ', 1)[-1]}") from None
+        return method
+
+    @classmethod
+    def describe_options(cls) -> dict:
+        out = {}
+        if cls.fixed_solver is None:
+            out["solver"] = {"default": "picard", "constraint": f"one of {', '.join(adjoint_solver_names())}"}
+        out.update(describe(adjoint_solver(cls.fixed_solver or "picard")))
+        out.update(describe(IterativeOptions))
+        return out
 
     def make_solver(self):
-        return Picard(beta=self.beta)
+        return adjoint_solver(self.solver)(**self._solver_options)
+
+
+@register_backward("backward_fpi", aliases=("rbp",))
+@dataclass
+class BackwardFPI(Implicit):
+    """Backward FPI: c ← Jᵀc + ∇x̂L (optionally damped by ``beta``) until ‖Δc‖/‖c‖ < tol."""
+
+    name = "backward_fpi"
+    fixed_solver = "picard"
 
 
 @register_backward("neumann")
@@ -55,38 +130,26 @@ class Neumann(GradientOptions, IterativeAdjoint):
 
 @register_backward("anderson")
 @dataclass
-class AndersonAdjoint(IterativeOptions, IterativeAdjoint):
-    """Adjoint fixed point solved by Anderson acceleration (window ``m``, mixing ``beta``, ridge ``lam``)."""
+class AndersonAdjoint(Implicit):
+    """Adjoint fixed point solved by Anderson acceleration (Anderson's options: ``m``, ``beta``, ``lam``)."""
 
-    m: int = same_as(Anderson, "m")
-    beta: float = same_as(Anderson, "beta")
-    lam: float = same_as(Anderson, "lam")
     name = "anderson"
-
-    def make_solver(self):
-        return Anderson(m=self.m, beta=self.beta, lam=self.lam)
+    fixed_solver = "anderson"
 
 
 @register_backward("broyden")
 @dataclass
-class BroydenAdjoint(IterativeOptions, IterativeAdjoint):
-    """Adjoint fixed point solved by limited-memory Broyden (memory ``m``)."""
+class BroydenAdjoint(Implicit):
+    """Adjoint fixed point solved by limited-memory Broyden (every Broyden option)."""
 
-    m: int = same_as(Broyden, "m")
-    step_size: float = same_as(Broyden, "step_size")
     name = "broyden"
-
-    def make_solver(self):
-        return Broyden(m=self.m, step_size=self.step_size)
+    fixed_solver = "broyden"
 
 
 @register_backward("gmres")
 @dataclass
-class GMRESAdjoint(IterativeOptions, IterativeAdjoint):
+class GMRESAdjoint(Implicit):
     """(I − Jᵀ)c = ∇x̂L by restarted GMRES(``restart``) using only VJPs."""
 
-    restart: int = same_as(GMRES, "restart")
     name = "gmres"
-
-    def make_solver(self):
-        return GMRES(restart=self.restart)
+    fixed_solver = "gmres"

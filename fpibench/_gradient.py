@@ -58,6 +58,9 @@ class GradientMethod:
     name = "gradient"
     #: whether the method computes the exact implicit gradient (up to its tolerance)
     exact = True
+    #: what the method needs of ∂g/∂x beyond a fixed point: None, or "symmetric" (cg,
+    #: minres: FPI_GD maps); test suites and sweeps skip the maps that lack it
+    requires: Optional[str] = None
 
     def forward(self, f: Map, x0: torch.Tensor, ctx: SolveContext):
         """Solve x = f(x) from x0 without recording a graph, then attach the gradient."""

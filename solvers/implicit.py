@@ -10,7 +10,10 @@
 * ``anderson`` / ``broyden``: the same adjoint fixed point solved with Anderson
   acceleration / limited-memory Broyden (Bai, Kolter & Koltun 2019).
 * ``gmres``: the linear system (I − Jᵀ)c = ∇x̂L by restarted GMRES with VJPs only.
-* ``implicit``: any of these solvers (every registered forward solver, and ``gmres``) by name.
+* ``cg`` / ``minres``: conjugate gradients / MINRES for symmetric Jacobians (FPI_GD), which
+  refuse per sample (``nonsymmetric``, ``indefinite``) where their assumptions fail.
+* ``implicit``: any of these solvers (every registered forward solver, ``gmres``, ``cg``,
+  ``minres``) by name.
 
 Every one starts from c₀ = 0 and counts one VJP per call of h.
 """
@@ -25,11 +28,12 @@ from fpibench.extend import (
 )
 
 from .gmres import GMRES
+from .krylov import CG, MINRES
 from .picard import Picard
 
 
 #: solvers valid only on the (affine) adjoint problem, besides every registered forward solver
-LINEAR_SOLVERS = {"gmres": GMRES}
+LINEAR_SOLVERS = {"gmres": GMRES, "cg": CG, "minres": MINRES}
 
 
 def adjoint_solver(name: str) -> type:
@@ -153,3 +157,25 @@ class GMRESAdjoint(Implicit):
 
     name = "gmres"
     fixed_solver = "gmres"
+
+
+@register_backward("cg")
+@dataclass
+class CGAdjoint(Implicit):
+    """(I − Jᵀ)c = ∇x̂L by conjugate gradients: for symmetric positive definite I − J (FPI_GD at
+    a strict minimum of the energy); other samples get ``nonsymmetric`` / ``indefinite``."""
+
+    name = "cg"
+    fixed_solver = "cg"
+    requires = "symmetric"
+
+
+@register_backward("minres")
+@dataclass
+class MINRESAdjoint(Implicit):
+    """(I − Jᵀ)c = ∇x̂L by MINRES: for symmetric I − J, definite or not (FPI_GD, also at a
+    saddle of the energy); non-symmetric samples get ``nonsymmetric``."""
+
+    name = "minres"
+    fixed_solver = "minres"
+    requires = "symmetric"

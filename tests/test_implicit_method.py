@@ -19,9 +19,18 @@ def _problem():
     return W, (lambda x: torch.tanh(x @ W.T + z))
 
 
+def _symmetric_problem():
+    """FPI_GD on E(x) = ½xᵀSx − zᵀx + Σ softplus(x Aᵀ): ∂g/∂x = I − η∇²E is symmetric."""
+    gen = torch.Generator().manual_seed(1)
+    A = torch.randn(5, 6, generator=gen, dtype=DT).requires_grad_()
+    z = torch.randn(3, 6, generator=gen, dtype=DT)
+    energy = lambda y: 0.5 * (y**2).sum(1) - (z * y).sum(1) + torch.nn.functional.softplus(y @ A.T).sum(1)  # noqa: E731
+    return A, (lambda x: x - 0.3 * fpibench.energy_gradient(energy, x))
+
+
 @pytest.mark.parametrize("solver", adjoint_solver_names())
 def test_every_solver_gives_the_dense_gradient(solver):
-    W, g = _problem()
+    W, g = _symmetric_problem() if solver in ("cg", "minres") else _problem()
     x0 = torch.zeros(3, 6, dtype=DT)
     exact = torch.autograd.grad(fpibench.fixed_point(g, x0, backward="jacobian_inverse", tol=1e-13, max_iter=500).value.sum(), W)[0]
     sol = fpibench.fixed_point(g, x0, backward="implicit", tol=1e-13, max_iter=500, backward_options={"solver": solver, "tol": 1e-13})
@@ -48,7 +57,7 @@ def test_presets_are_the_implicit_method_with_the_solver_fixed():
 
 def test_solver_and_its_options_are_checked_before_the_solve():
     x0 = torch.zeros(2, 3)
-    with pytest.raises(OptionError, match="option solver must be one of anderson, broyden, gmres, picard, got 'newton'"):
+    with pytest.raises(OptionError, match="option solver must be one of anderson, broyden, cg, gmres, minres, picard, got 'newton'"):
         fpibench.fixed_point(lambda x: 0.5 * x, x0, backward="implicit", backward_options={"solver": "newton"})
     with pytest.raises(OptionError, match="gradient method 'implicit': option m must be an integer >= 1, got 0"):
         fpibench.FixedPointLayer(torch.nn.Identity(), backward="implicit", backward_options={"solver": "anderson", "m": 0})

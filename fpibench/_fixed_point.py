@@ -81,6 +81,7 @@ def build_methods(
     control = IterationControl(tol=tol, max_iter=max_iter, **loop)
     solver = FORWARD.create(forward_name, solver_options, shared=tuple(sorted(IterationControl.forward_option_names())))
     method = BACKWARD.create(backward_name, {} if backward_options is None else backward_options)
+    method.check_forward(solver)
     return Methods(forward_name, backward_name, control, solver, method)
 
 
@@ -95,6 +96,7 @@ def fixed_point(
     backward_options: Optional[dict] = None,
     batch: bool = True,
     strict: bool = False,
+    memory: Optional[dict] = None,
 ) -> Solution:
     """Solve x̂ = g(x̂) from ``x0`` and return a :class:`Solution` whose value is differentiable.
 
@@ -108,7 +110,9 @@ def fixed_point(
     (:class:`OptionError` names the method, the option, its constraint and the value).
     ``strict=True`` raises :class:`FixedPointError` when the forward or backward solve fails
     instead of warning, and checks the batch contract at the solution with one VJP
-    (:func:`check_batch_independence`: a g that mixes samples is refused).
+    (:func:`check_batch_independence`: a g that mixes samples is refused).  ``memory``: a
+    dict the caller keeps between solves (a layer does), where a method may keep state —
+    the previous adjoint, for ``warm_start``.
     """
     if not callable(g):
         raise TypeError(f"g must be callable, got {type(g).__name__}")
@@ -131,7 +135,7 @@ def fixed_point(
     f = _FlatMap(g, shape, x0.dtype, x0.device)
     x0_flat = x0.detach().reshape(flat_shape)
     stats = SolveStats(forward=None, forward_method=forward_name, backward_method=backward_name)  # type: ignore[arg-type]
-    ctx = SolveContext(stats=stats, strict=strict, forward_control=control, forward_solver=solver)
+    ctx = SolveContext(stats=stats, strict=strict, forward_control=control, forward_solver=solver, memory=memory)
     method.check_size(x0_flat)
     value = method.forward(f, x0_flat, ctx)
     _report_forward(stats, strict)

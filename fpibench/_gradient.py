@@ -33,11 +33,18 @@ from torch.utils._pytree import tree_map
 
 from ._inputs import evaluate_with_inputs
 from ._iterate import CONVERGED, DIVERGED, FIXED_STEPS, NONFINITE, IterationControl, IterationStats, iterate
-from ._options import GradientOptions, Integer, Number, option, same_as
+from ._options import Flag, GradientOptions, Integer, Number, option, same_as
 from ._stats import BackwardStats, SolveStats
+from .errors import OptionError
 from .errors import FixedPointError, FixedPointWarning
 
 Map = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _registry():
+    from . import _registry as registry  # the registry imports the methods: resolve it late
+
+    return registry
 
 
 @dataclass
@@ -50,6 +57,11 @@ class SolveContext:
     forward_solver: object
     #: the tensors g closes over, when the caller knows them (inner solves); None: find them
     params: Optional[list] = None
+    #: y ↦ Bᵀy for the forward solver's final inverse-Jacobian estimate B ≈ (∂g/∂x − I)⁻¹,
+    #: when the method asked for it and the solver keeps one (Broyden); used by SHINE
+    inverse_jacobian_t: Optional[Callable] = None
+    #: a dict owned by the caller (a layer) that persists between solves: warm-started adjoints
+    memory: Optional[dict] = None
 
 
 class GradientMethod:
@@ -62,10 +74,26 @@ class GradientMethod:
     #: minres: FPI_GD maps); test suites and sweeps skip the maps that lack it
     requires: Optional[str] = None
 
+    #: True for methods that use the forward solver's inverse-Jacobian estimate (SHINE)
+    needs_inverse_jacobian = False
+
+    def check_forward(self, solver) -> None:
+        """Refuse, before anything runs, a forward solver this method cannot work with."""
+        if self.needs_inverse_jacobian and not hasattr(solver, "inverse_jacobian_t"):
+            keeps = [name for name in _registry().FORWARD.names() if hasattr(_registry().FORWARD.get(name), "inverse_jacobian_t")]
+            raise OptionError(
+                f"gradient method {self.name!r} needs a forward solver that keeps an inverse-Jacobian "
+                f"estimate ({', '.join(keeps)}); {getattr(solver, 'name', type(solver).__name__)!r} keeps none"
+            )
+
     def forward(self, f: Map, x0: torch.Tensor, ctx: SolveContext):
         """Solve x = f(x) from x0 without recording a graph, then attach the gradient."""
+        capture = None
+        if self.needs_inverse_jacobian:
+            def capture(state):
+                ctx.inverse_jacobian_t = ctx.forward_solver.inverse_jacobian_t(state)
         with torch.no_grad():
-            x, stats = iterate(ctx.forward_solver, f, x0, ctx.forward_control)
+            x, stats = iterate(ctx.forward_solver, f, x0, ctx.forward_control, on_finish=capture)
         ctx.stats.forward = stats
         return self.attach(f, x.detach(), ctx)
 
@@ -312,6 +340,9 @@ class IterativeOptions(GradientOptions):
     check_every: int = same_as(IterationControl, "check_every")
     divergence_factor: Optional[float] = same_as(IterationControl, "divergence_factor", inherit=_FORWARD)
     rounding_floor: Optional[bool] = same_as(IterationControl, "rounding_floor", inherit=_FORWARD)
+    #: start from the previous backward's adjoint (kept in the caller's ``memory``: a
+    #: FixedPointLayer's, so consecutive training steps warm-start each other, as DEQ code does)
+    warm_start: bool = option(False, Flag())
 
 
 class IterativeAdjoint(AdjointGradient):
@@ -331,10 +362,25 @@ class IterativeAdjoint(AdjointGradient):
             rounding_floor=fwd.rounding_floor if self.rounding_floor is None else self.rounding_floor,
         )
 
+    #: start from the previous backward's adjoint (``warm_start`` option, where a method has it)
+    warm_start = False
+
+    def start(self, v, ctx):
+        """c₀: zero, or with ``warm_start`` the previous solve's adjoint kept in the caller's memory."""
+        if self.warm_start and ctx.memory is not None:
+            previous = ctx.memory.get("adjoint")
+            if previous is not None and previous.shape == v.shape and previous.dtype == v.dtype and previous.device == v.device:
+                return previous.clone()
+        return torch.zeros_like(v)
+
+    def remember(self, c, ctx):
+        if self.warm_start and ctx.memory is not None:
+            ctx.memory["adjoint"] = c.detach()
+
     def adjoint(self, lin, v, ctx):
         control = self.control(ctx)
         h = lin.adjoint_map(v)
-        c0 = torch.zeros_like(v)
+        c0 = self.start(v, ctx)
         if lin.create_graph and control.tol is not None:
             # The backward is itself a fixed-point layer: differentiate it implicitly too,
             # as a function of everything h reads (the point, g's θ and the incoming v).
@@ -348,6 +394,7 @@ class IterativeAdjoint(AdjointGradient):
         else:
             # no graph, or a fixed number of steps (Neumann) differentiated exactly as run
             c, stats = iterate(self.make_solver(), h, c0, control)
+        self.remember(c, ctx)
         return c, BackwardStats.from_iterations(stats, self.name, lin.vjp_calls)
 
 

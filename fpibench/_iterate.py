@@ -302,7 +302,7 @@ class _Ledger:
         return cpu(iters), cpu(final), cpu(trace), status
 
 
-def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: IterationControl):
+def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: IterationControl, on_finish: Optional[Callable] = None):
     """Run ``solver`` on ``x = f(x)`` from ``x0`` (B, N) under ``control``.
 
     Returns ``(x, IterationStats)``.  Whether a graph is recorded is the caller's choice
@@ -357,6 +357,8 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
                 frozen = active
             elif frozen is not None or not active.all():
                 frozen = torch.from_numpy(active)
+    if on_finish is not None:  # e.g. SHINE reads the solver's final inverse-Jacobian estimate
+        on_finish(state)
     finite_x = torch.isfinite(state.x.detach()).all(dim=1)
     iterations, residual, trace, status = ledger.finish(control, relative, fixed_steps, finite_x.cpu() if host else finite_x)
     refusal = getattr(state, "refusal", None)  # a solver's own per-sample verdict (e.g. CG: indefinite)

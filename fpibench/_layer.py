@@ -43,6 +43,8 @@ class FixedPointLayer(nn.Module):
         self.init = init
         self.batch, self.strict = batch, strict
         self.last_solution: Optional[Solution] = None
+        #: what the gradient method keeps between solves (the previous adjoint, for warm_start)
+        self.memory: dict = {}
 
     def initial_state(self, z: torch.Tensor) -> torch.Tensor:
         if self.init is not None:
@@ -70,6 +72,7 @@ class FixedPointLayer(nn.Module):
             backward_options=self.backward_options,
             batch=self.batch,
             strict=self.strict,
+            memory=self.memory,
         )
         # kept for inspection (stats, the fixed point); detached, so no autograd graph outlives the step
         self.last_solution = Solution(sol.value.detach(), sol.stats)

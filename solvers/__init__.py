@@ -2,7 +2,7 @@
 
 One module per algorithm; importing this package registers them all.  Forward solvers:
 ``picard``, ``anderson``, ``broyden``.  Gradient methods: ``unroll``, ``jacobian_inverse``,
-``backward_fpi`` (``rbp``), ``neumann``, ``anderson``, ``broyden``, ``gmres``, ``jfb``,
-``phantom``.
+``backward_fpi`` (``rbp``), ``neumann``, ``anderson``, ``broyden``, ``gmres``, ``cg``,
+``minres``, ``implicit``, ``shine``, ``jfb``, ``phantom``.
 """
-from . import anderson, broyden, gmres, implicit, jacobian_inverse, picard, truncated, unroll  # noqa: F401
+from . import anderson, broyden, gmres, implicit, jacobian_inverse, picard, shine, truncated, unroll  # noqa: F401

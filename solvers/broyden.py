@@ -87,6 +87,13 @@ class Broyden(FixedPointSolver):
             return -y
         return -y + torch.bmm(torch.bmm(y.unsqueeze(1), us.transpose(1, 2)), vs).squeeze(1)
 
+    def inverse_jacobian_t(self, state):
+        """y ↦ Bᵀy for the final estimate B ≈ (∂g/∂x − I)⁻¹ (the pairs since the last restart);
+        detached: SHINE differentiates its estimate as a constant."""
+        used = min(state.k, self.m)
+        us, vs = state.us[:, :used].detach(), state.vs[:, :used].detach()
+        return lambda y: self._apply_transposed(us, vs, y)
+
     def step(self, f, state):
         if state.k == self.m and self.on_full == "restart":
             # B = −I again; the stored pairs are ignored (only the first k slots are read)
@@ -102,9 +109,13 @@ class Broyden(FixedPointSolver):
         br_new = self._apply(us, vs, r_new)
         denom = (v * dr).sum(dim=1, keepdim=True)
         # skip the update where vᵀΔr is rounding noise relative to ‖v‖‖Δr‖ (near convergence,
-        # or once the memory spans a small state's whole space): dividing by it blows B up
+        # or once the memory spans a small state's whole space): dividing by it blows B up,
         scale = torch.linalg.vector_norm(v, dim=1, keepdim=True) * torch.linalg.vector_norm(dr, dim=1, keepdim=True)
-        safe = denom.abs() > torch.finfo(x.dtype).eps * scale + torch.finfo(x.dtype).tiny ** 0.5
+        eps = torch.finfo(x.dtype).eps
+        safe = denom.abs() > eps * scale + torch.finfo(x.dtype).tiny ** 0.5
+        # and where the step itself is rounding noise (a few ulps of x): its secant pair is
+        # noise too, and a rank-one update of noise/noise can still be O(1) in B
+        safe = safe & (torch.linalg.vector_norm(dx, dim=1, keepdim=True) > 8 * eps * torch.linalg.vector_norm(x_new, dim=1, keepdim=True))
         # u = (Δx − B Δr) / (vᵀΔr) with B Δr = B r_{k+1} − B r_k
         u = torch.where(safe, (dx - (br_new - br)) / torch.where(safe, denom, torch.ones_like(denom)), torch.zeros_like(dx))
         slot = state.k % self.m

@@ -34,7 +34,8 @@ def solve(kind: str, name: str, options: dict, **kwargs):
     x0 = torch.zeros(2, 3, dtype=torch.float64)
     if kind == "forward":
         return fpibench.fixed_point(g, x0, forward=name, forward_options=options, **kwargs)
-    return fpibench.fixed_point(g, x0, backward=name, backward_options=options, **kwargs)
+    forward = "broyden" if fpibench.BACKWARD.get(name).needs_inverse_jacobian else "anderson"
+    return fpibench.fixed_point(g, x0, forward=forward, backward=name, backward_options=options, **kwargs)
 
 
 def refused(kind: str, name: str, option: str, value) -> str:

@@ -53,6 +53,9 @@ def gradient(forward, backward, dtype, device, tol):
 def test_every_method_runs_in_reduced_precision(forward, dtype, device):
     eps = torch.finfo(dtype).eps
     for backward in BACKWARD:
+        method = fpibench.BACKWARD.get(backward)
+        if method.needs_inverse_jacobian and forward != "broyden":
+            continue  # shine reads Broyden's estimate; other forwards are refused up front
         _, reference = gradient(forward, backward, torch.float64, device, 1e-12)
         # the default tol (1e-6) is below the dtype's resolution: the rounding floor ends the solve
         sol, gw = gradient(forward, backward, dtype, device, 1e-6)
@@ -60,6 +63,8 @@ def test_every_method_runs_in_reduced_precision(forward, dtype, device):
         assert torch.isfinite(sol.value).all() and torch.isfinite(gw).all(), backward
         assert set(sol.stats.forward.status) == {"converged"}, (backward, sol.stats.forward.status)
         assert set(sol.stats.backward.status) <= {"converged", "fixed_steps"}, (backward, sol.stats.backward.status)
+        if method.needs_inverse_jacobian:
+            continue  # the estimate follows the forward's path, which the dtype changes
         error = float((gw.double() - reference).norm() / reference.norm())
         assert error < ULPS * eps, (backward, error)
 

@@ -55,7 +55,7 @@ def _grid(n: int, ncols: int = 3, size=PANEL_SIZE):
     matplotlib.rcParams.update(STYLE)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(size[0] * ncols + 1.8, size[1] * nrows + 0.3), layout="constrained")
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows + 1.2), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -118,7 +118,9 @@ def _shared_legend(fig, axes, title: str = "method") -> None:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
     if seen:
-        fig.legend(list(seen.values()), list(seen.keys()), title=title, loc="outside right upper", fontsize="small")
+        # above the panels, in columns: never over a panel, however tall the figure
+        fig.legend(list(seen.values()), list(seen.keys()), title=title, loc="outside upper center",
+                   ncols=min(3, len(seen)), fontsize="small")
 
 
 _CLIP_ID = re.compile(r'(?<=url\(#)p[0-9a-f]{10}(?=\))|(?<=id=")p[0-9a-f]{10}(?=")')
@@ -344,10 +346,26 @@ def log_scale_if_wide(ax, values, decades: float = 1.0) -> bool:
     (box MSE: 0.0025 for FPI_NN beside 0.5 for a failed method; a linear axis flattens the
     good methods into one line)."""
     values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
     if values.size and (values > 0).all() and values.max() > 10**decades * values.min():
         ax.set_yscale("log")
         return True
+    _linear_ticks(ax, values)
     return False
+
+
+def _linear_ticks(ax, values) -> None:
+    """A linear y-axis that reads: plain or scientific labels without an offset, and a span of
+    at least 2 % of the values, so methods equal to many digits show as one flat level instead
+    of ticks that differ in the sixth significant digit."""
+    ax.set_yscale("linear")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useOffset=False)
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+        centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        least = 0.01 * max(abs(centre), 1e-300)
+        if half < least:
+            ax.set_ylim(centre - least, centre + least)
 
 
 def _curves(df, out_dir, formats, x: str, name: str) -> list[Path]:
@@ -420,12 +438,11 @@ def _pareto(df, out_dir, formats, kind: str, name: str) -> list[Path]:
         ax.plot(front["x"], front["y"], color="black", linestyle="--", drawstyle="steps-post", linewidth=1,
                 zorder=2, label="Pareto front")
         ax.scatter(front["x"], front["y"], s=160, facecolors="none", edgecolors="black", zorder=4)
-        _log_axes(ax, y=log_y)
-        if not log_y:
-            log_scale_if_wide(ax, sub["y"])
+        _log_axes(ax, y=False)
+        log_scale_if_wide(ax, sub["y"])  # log only where the errors span decades
         better = "higher" if bool(sub["higher_is_better"].iloc[0]) else "lower"
         ax.set(title=panel, xlabel=axis_label(sub["x_metric"].iloc[0]) + ", median",
-               ylabel=f"{axis_label(sub['y_metric'].iloc[0], unit_of(df, sub['y_metric'].iloc[0]))}, {better} is better")
+               ylabel=f"{axis_label(sub['y_metric'].iloc[0], unit_of(df, sub['y_metric'].iloc[0]))}\n({better} is better)")
     _shared_legend(fig, axes)
     return _save(fig, out_dir, name, formats)
 

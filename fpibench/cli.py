@@ -55,6 +55,8 @@ def _list(args) -> int:
         kind = "probe (gradient study, exact reference)" if is_probe_task(name) else f"headline metric {task.metric}"
         print(f"  {name:18s} models: {', '.join(task_models(name))}; presets: {', '.join(task.PRESETS)}; {kind}")
         print(f"  {'':18s} options: {json.dumps(options, default=str)}")
+        ranges = {k: str(v) for k, v in task.OPTION_RANGES.items() if k in options}
+        print(f"  {'':18s} ranges: {json.dumps(ranges)} (other numbers >= 0)")
     methods = fpibench.available_methods()
     for kind, flag in (("forward", "--forward"), ("backward", "--backward")):
         print(f"{kind} methods ({flag} NAME, {flag}-option key=value):")
@@ -152,6 +154,10 @@ def _run(args) -> int:
 
         path = build_report(args.out)
         print(f"report: {path}")
+    if args.compare:
+        from fpibench.harness._compare import compare_stores
+
+        print(compare_stores(args.out, args.compare))
     return 1 if any(r.status == "error" for r in results) else 0
 
 
@@ -185,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sweep", help="sweep file (.toml, .yaml, .yml) instead of grid flags")
     run.add_argument("--out", default=DEFAULT_OUT,
                      help=f"results store folder (default {DEFAULT_OUT}, untracked; results/quick is the committed one)")
+    run.add_argument("--compare", metavar="STORE", default=None,
+                     help="after the run, compare each cell with the same cell in STORE (e.g. results/quick)")
     run.add_argument("--reuse-stale", action="store_true",
                      help="keep cells stored by other code instead of running them again (the report names their code)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")

@@ -138,3 +138,14 @@ def test_the_default_store_is_fresh_and_ignored_by_git():
     if ignored.returncode == 128:
         pytest.skip("not a git checkout")
     assert ignored.returncode == 0
+
+
+def test_a_fresh_store_is_compared_with_another_cell_by_cell(tmp_path, capsys):
+    cells = _cells()
+    run_sweep(cells, tmp_path / "committed", progress=False, repeats=1)
+    _rewrite(tmp_path / "committed", cells[1], code_fingerprint=None, git_commit="0123456789abcdef0123", status="diverged")
+    assert main([*FLAGS, "--out", str(tmp_path / "fresh"), "--compare", str(tmp_path / "committed")]) == 0
+    text = capsys.readouterr().out
+    assert f"compared with {tmp_path / 'committed'} (code " in text and "2 cells in both stores" in text
+    assert f"{cells[1].cell_id}: status ok vs diverged" in text
+    assert "1 the same (status, key number to 1e-06 relative), 1 different" in text

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from ..errors import FixedPointWarning, JacobianTooLargeError
-from ..fingerprint import code_label
+from ..fingerprint import code_fingerprint, code_label
 from ._cells import Cell
 from ._memory import synchronize
 from . import _checkpoint, _study, _threads
@@ -129,6 +129,7 @@ def _run_cell(cell_data, data_dir, progress, repeats, checkpoint, threads, cells
         "k": float(opts.get("k", math.nan)), "sigma": float(opts.get("sigma", math.nan)) if not cell.is_probe else math.nan,
         "options": cell.options_json, "config_hash": cell.config_hash, "device": device.type,
         "device_name": _device_name(device), "dtype": dtype, "threads": torch.get_num_threads(),
+        "code_fingerprint": code_fingerprint(),  # the code that ran the cell, wherever the worker was
         "start_time": start, "end_time": _now(),
     }
     statuses = {r["status"] for r in out.rows}

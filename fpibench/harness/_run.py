@@ -7,8 +7,9 @@ over backward budgets and its memory curve over forward iterations.  A cell that
 (an explicit Jacobian that would not fit) yields one ``skipped`` row with the reason; running
 out of memory yields ``oom`` rows; the sweep goes on either way.  With a ``checkpoint`` path
 a training cell saves its state after every epoch and, when that file exists, resumes after
-the last saved epoch (:mod:`._checkpoint`).  A cell sets torch's CPU threads from its size
-and the cores unless told how many (:mod:`._threads`), and restores the caller's count after.
+the last saved epoch (:mod:`._checkpoint`).  A cell lowers torch's CPU threads from its size
+and the cores unless told how many (:mod:`._threads`); the process keeps that count (raising
+it again would trip a torch/MKL fault, see :mod:`._threads`).
 """
 from __future__ import annotations
 
@@ -85,14 +86,6 @@ def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress
     ``threads``: torch CPU threads (default: chosen from the cell's size and the cores shared by
     ``cells_at_once`` cells).
     """
-    before = torch.get_num_threads()
-    try:
-        return _run_cell(cell_data, data_dir, progress, repeats, checkpoint, threads, cells_at_once)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _run_cell(cell_data, data_dir, progress, repeats, checkpoint, threads, cells_at_once) -> Dict[str, Any]:
     cell = Cell.from_dict(cell_data)
     if data_dir is not None:
         from .. import data

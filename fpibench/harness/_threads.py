@@ -13,6 +13,13 @@ gets one thread per :data:`WORK_PER_THREAD` multiply-adds, at most its share of 
 (the cores this process may use ÷ the cells running at once) and at least one.  Every quick
 cell gets one thread; a ``--threads`` value overrides the rule.  The count used is recorded
 in the cell's ``threads`` column.
+
+The rule only ever lowers torch's count, never raises it: with this torch build (2.13, MKL
+2024.2), any explicit ``torch.set_num_threads(n)`` with n >= 2, also back to the default,
+makes batched LU solves of a few hundred unknowns fail ("oneMKL ERROR: Parameter 6 was
+incorrect on entry to DLASWP") and crawl, e.g. the dense Jacobian reference of an
+optical-flow cell.  A larger cell keeps the count the process has (torch's default in a
+fresh worker); an explicit ``--threads N`` is set as asked.
 """
 from __future__ import annotations
 
@@ -63,7 +70,9 @@ def first_tensor(batch) -> Optional[torch.Tensor]:
 
 
 def apply(requested: Optional[int], work: int, cells_at_once: int = 1) -> int:
-    """Set torch's CPU threads to ``requested`` or the rule's choice; returns the count."""
+    """Set torch's CPU threads to ``requested``, or lower them to the rule's choice; returns the count."""
     threads = requested or default_threads(work, cells_at_once)
-    torch.set_num_threads(threads)
-    return threads
+    current = torch.get_num_threads()
+    if threads != current and (requested or threads < current):
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

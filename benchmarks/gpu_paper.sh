@@ -47,7 +47,7 @@ run)
     left=$(( budget - ($(date +%s) - start) - 20 ))
     # SIGINT: the cell in progress stops like a Ctrl-C; its last finished epoch is on disk
     timeout -s INT -k 15 "$left" "$py" -m fpibench run --sweep "$sweep" --device "$device" --out "$STORE" \
-        --workers 0 --quiet --no-report > "$out/sweep.log" 2>&1
+        --workers 0 --quiet --no-report --reuse-stale > "$out/sweep.log" 2>&1
     echo "sweep: rc=$? after $(( $(date +%s) - start )) s (124: stopped at the deadline, resumes next time)"
     tail -3 "$out/sweep.log"
     "$py" -m fpibench run --sweep "$sweep" --device "$device" --out "$STORE" --dry-run | tail -1

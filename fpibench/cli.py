@@ -6,8 +6,11 @@
     fpibench run --sweep sweep.toml        a sweep file (TOML or YAML)
     fpibench report DIR                    markdown report + PNG/SVG figures from a results store
 
-``run`` resumes: cells already in ``--out`` are skipped, so an interrupted sweep continues
-where it stopped.  Exit status 1 when a cell raised (its traceback is in ``OUT/errors/``).
+``run`` resumes: cells already in ``--out`` from this code are skipped, so an interrupted
+sweep continues where it stopped; cells stored by other code are run again (``--reuse-stale``
+keeps them).  The default store ``runs/quick`` is a fresh one of your own (git ignores it);
+the committed ``results/quick`` is what the maintainers ran.  Exit status 1 when a cell
+raised (its traceback is in ``OUT/errors/``), 2 when the command is refused before running.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+#: Where ``fpibench run`` writes by default: a store of one's own, not the committed results/quick.
+DEFAULT_OUT = "runs/quick"
 #: The README's main job: a few minutes on a 2-core CPU, real data, every kind of row.
 PROBE_METHODS = ["backward_fpi", "neumann", "anderson", "broyden", "gmres", "jacobian_inverse", "unroll", "jfb", "phantom"]
 DEFAULT_SUITE = {
@@ -50,6 +55,8 @@ def _list(args) -> int:
         kind = "probe (gradient study, exact reference)" if is_probe_task(name) else f"headline metric {task.metric}"
         print(f"  {name:18s} models: {', '.join(task_models(name))}; presets: {', '.join(task.PRESETS)}; {kind}")
         print(f"  {'':18s} options: {json.dumps(options, default=str)}")
+        ranges = {k: str(v) for k, v in task.OPTION_RANGES.items() if k in options}
+        print(f"  {'':18s} ranges: {json.dumps(ranges)} (other numbers >= 0)")
     methods = fpibench.available_methods()
     for kind, flag in (("forward", "--forward"), ("backward", "--backward")):
         print(f"{kind} methods ({flag} NAME, {flag}-option key=value):")
@@ -80,24 +87,23 @@ def _spec_from_flags(args) -> dict:
     return grid
 
 
-def _list_cells(cells, out) -> None:
+def _list_cells(entries, out, notice: str) -> None:
     """``--dry-run``: each cell with what the store at ``out`` has of it, then the counts."""
-    from fpibench.harness._checkpoint import checkpoint_path, saved_epoch
-    from fpibench.results import cell_done
+    from fpibench.harness._inventory import counts
 
-    counts = {"stored": 0, "partial": 0, "to run": 0}
-    for c in cells:
-        done = cell_done(out, c.cell_id)
-        epoch = None if done else saved_epoch(checkpoint_path(out, c.cell_id))
-        state = "stored" if done else "to run" if epoch is None else "partial"
-        counts[state] += 1
-        print(f"{c.cell_id}  {state}{f' (epochs 1-{epoch} saved)' if state == 'partial' else ''}")
-    print(f"{len(cells)} cells: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" (store {out})")
+    for entry in entries:
+        print(entry.line())
+    if notice:
+        print(notice)
+    print(f"{len(entries)} cells: " + ", ".join(f"{n} {k}" for k, n in counts(entries).items()) + f" (store {out})")
 
 
 def _run(args) -> int:
     import fpibench
-    from fpibench.harness import expand_sweep, load_sweep_file, resolve_device, run_sweep, summary_table
+    from fpibench.harness import SweepError, expand_sweep, load_sweep_file, resolve_device, run_sweep, summary_table
+    from fpibench.harness._driver import make_store
+    from fpibench.harness._inventory import stale_notice, survey
+    from fpibench.harness._preflight import check_data
 
     if args.data_dir:
         fpibench.data.set_data_dir(args.data_dir)
@@ -118,25 +124,40 @@ def _run(args) -> int:
         from dataclasses import replace
 
         cells = [replace(c, device=device) if args.device != "auto" or c.device == "cpu" else c for c in cells]
+    if not cells:
+        raise SweepError("the sweep has no cells")
+    entries = survey(cells, args.out)
+    notice = stale_notice(entries, args.out, args.reuse_stale)
     if args.dry_run:
-        _list_cells(cells, args.out)
+        _list_cells(entries, args.out, notice)
         return 0
+    check_data(cells, args.data_dir)
+    make_store(args.out)
     start = time.perf_counter()
+    if notice:
+        print(notice, flush=True)
     if not args.quiet:
         print(f"fpibench run: {len(cells)} cells -> {args.out} (executor {args.executor}, workers {args.workers}, device {device})",
               flush=True)
     results = run_sweep(cells, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                         data_dir=args.data_dir, progress=not args.quiet, repeats=args.repeats,
-                        threads=args.threads)
+                        threads=args.threads, reuse_stale=args.reuse_stale)
     elapsed = time.perf_counter() - start
     print(summary_table(results))
     ran = sum(r.status != "done" for r in results)
-    print(f"\n{ran} cells run, {len(results) - ran} already stored, {elapsed:.0f} s; store: {args.out}")
+    kept = sum(bool(r.made_by) for r in results)
+    print(f"\n{ran} cells run, {len(results) - ran} already stored"
+          + (f" ({kept} of them made by other code, kept by --reuse-stale)" if kept else "")
+          + f", {elapsed:.0f} s; store: {args.out}")
     if not args.no_report:
         from fpibench.report import build_report
 
         path = build_report(args.out)
         print(f"report: {path}")
+    if args.compare:
+        from fpibench.harness._compare import compare_stores
+
+        print(compare_stores(args.out, args.compare))
     return 1 if any(r.status == "error" for r in results) else 0
 
 
@@ -168,17 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     grid.add_argument("--no-study", action="store_true", help="skip the gradient-study rows of training cells")
     run.add_argument("--sweep", help="sweep file (.toml, .yaml, .yml) instead of grid flags")
-    run.add_argument("--out", default="results/quick", help="results store folder (default results/quick)")
+    run.add_argument("--out", default=DEFAULT_OUT,
+                     help=f"results store folder (default {DEFAULT_OUT}, untracked; results/quick is the committed one)")
+    run.add_argument("--compare", metavar="STORE", default=None,
+                     help="after the run, compare each cell with the same cell in STORE (e.g. results/quick)")
+    run.add_argument("--reuse-stale", action="store_true",
+                     help="keep cells stored by other code instead of running them again (the report names their code)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     run.add_argument("--data-dir", default=None, help="data directory (default $FPIBENCH_DATA or ~/.cache/fpibench)")
     run.add_argument("--workers", type=int, default=0, help="worker processes (0: run in this process)")
     run.add_argument("--executor", default="local", choices=["local", "dask"], help="local (default) or dask")
     run.add_argument("--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)")
     run.add_argument("--threads", type=int, default=None,
-                     help="torch CPU threads per cell (default: torch's; pool workers share the cores)")
+                     help="torch CPU threads per cell (default: from the cell's size and its share of the cores; "
+                          "1 for every quick cell)")
     run.add_argument("--repeats", type=int, default=3, help="timing repeats in the gradient study (median)")
     run.add_argument("--dry-run", action="store_true",
-                     help="list the cells with what the store has of each (stored, partial, to run) and exit")
+                     help="list the cells with what the store has of each (stored, stale, partial, to run) and exit")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     report = sub.add_parser("report", help="markdown report and figures from a results store")
@@ -189,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from fpibench.data import CorruptDataError, DataNotFoundError
     from fpibench.errors import OptionError, UnknownMethodError
     from fpibench.results import ResultsError
 
@@ -201,7 +229,7 @@ def main(argv=None) -> int:
             return _run(args)
         if args.command == "report":
             return _report(args)
-    except (OptionError, UnknownMethodError, ResultsError, RuntimeError) as exc:
+    except (OptionError, UnknownMethodError, ResultsError, RuntimeError, DataNotFoundError, CorruptDataError) as exc:
         print(f"fpibench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     parser.print_help()

@@ -81,13 +81,15 @@ def source_commit(package_dir) -> str:
 
 
 def provenance() -> dict:
-    """git commit, package versions, device names: the columns every row carries."""
+    """Code fingerprint, git commit, package versions, device names: the columns every row carries."""
     import torch
 
     commit = source_commit(Path(__file__).resolve().parent)
     from . import __version__
+    from .fingerprint import code_fingerprint
 
     return {
+        "code_fingerprint": code_fingerprint(),
         "git_commit": commit,
         "fpibench_version": __version__,
         "torch_version": torch.__version__,
@@ -120,8 +122,46 @@ def write_cell(out_dir, cell_id: str, rows: Iterable[Mapping], extra: Mapping | 
     return path
 
 
+def _columns(path: Path) -> list:
+    """The column names of a cell file (its schema only), or a :class:`ResultsError` naming it."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise ResultsError(f"cannot read results file {path}: {exc}") from exc
+
+
+def check_schema(path) -> list:
+    """The columns of the cell file at ``path``; an error naming it when required ones are missing."""
+    columns = _columns(Path(path))
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ResultsError(f"results file {path} lacks required column(s) {', '.join(missing)}: it is not a cell "
+                           "written by fpibench; move it out of the store's 'cells' folder")
+    return columns
+
+
+def stored_code(out_dir, cell_id: str) -> dict:
+    """``code_fingerprint`` and ``git_commit`` recorded by a stored cell ("" where it records none)."""
+    import pyarrow.parquet as pq
+
+    path = cell_path(out_dir, cell_id)
+    wanted = [c for c in ("code_fingerprint", "git_commit") if c in check_schema(path)]
+    try:
+        table = pq.read_table(path, columns=wanted) if wanted else None
+    except Exception as exc:
+        raise ResultsError(f"cannot read results file {path}: {exc}") from exc
+    values = {c: table.column(c)[0].as_py() if table is not None and c in wanted and table.num_rows else ""
+              for c in ("code_fingerprint", "git_commit")}
+    return {k: v or "" for k, v in values.items()}
+
+
 def load(out_dir) -> "pandas.DataFrame":
-    """One DataFrame of every finished cell under ``out_dir`` (temporary files are ignored)."""
+    """One DataFrame of every finished cell under ``out_dir`` (temporary files are ignored).
+
+    Every file's schema is checked first: a file without the required columns, or one that is
+    not parquet, is a :class:`ResultsError` naming it."""
     import pandas as pd
 
     folder = Path(out_dir) / "cells"
@@ -129,6 +169,7 @@ def load(out_dir) -> "pandas.DataFrame":
         raise ResultsError(f"no results store at {Path(out_dir)} (expected a 'cells' folder)")
     frames = []
     for path in sorted(folder.glob(f"*{CELL_SUFFIX}")):
+        check_schema(path)
         try:
             frames.append(pd.read_parquet(path))
         except Exception as exc:  # pyarrow raises several types for corrupt files

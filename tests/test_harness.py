@@ -455,7 +455,7 @@ def test_interrupted_training_cell_resumes_from_its_last_epoch_with_identical_nu
         (first,) = run_sweep([cell], tmp_path, progress=False, repeats=1)
     assert first.status == "error" and "killed in epoch 3" in first.error
     ckpt = checkpoint_path(tmp_path, cell.cell_id)
-    assert ckpt.is_file() and torch.load(ckpt, weights_only=False)["epoch"] == 2
+    assert ckpt.is_file() and torch.load(ckpt, weights_only=True)["epoch"] == 2
     assert not results.cell_done(tmp_path, cell.cell_id)
     from fpibench.cli import main
 
@@ -467,7 +467,7 @@ def test_interrupted_training_cell_resumes_from_its_last_epoch_with_identical_nu
     (second,) = run_sweep([cell], tmp_path, progress=False, repeats=1)
     assert second.status == "ok" and not ckpt.exists()  # stored, checkpoint removed
     assert main(listing) == 0
-    assert "1 cells: 1 stored, 0 partial, 0 to run" in capsys.readouterr().out
+    assert "1 cells: 1 stored, 0 stale, 0 partial, 0 to run" in capsys.readouterr().out
     rows = results.load(tmp_path).to_dict("records")
     (resumed,) = _metric(rows, "train", "resumed_after_epoch")
     assert resumed["value"] == 2 and "after epoch 2" in resumed["reason"]

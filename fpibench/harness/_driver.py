@@ -1,32 +1,38 @@
 """Run a sweep: skip finished cells, run the rest on an executor, write each cell's rows.
 
 Executors: ``local`` with ``workers=0`` runs cells in this process; ``workers=N`` runs them
-in a pool of N spawned processes, one fresh process per cell (isolated peak RSS); ``dask``
-submits them to a dask.distributed cluster (``scheduler`` address, or a LocalCluster of
-``workers`` processes).  Workers return rows and the driver alone writes the store, so a
-remote cluster needs no shared file system.  A cell that raises is logged under
-``errors/`` and retried on the next run; finished cells are never run twice.  Training cells
-that run in this process, in a local pool or on a LocalCluster save a checkpoint after every
-epoch under ``partial/`` and resume from it (:mod:`._checkpoint`); the file goes when the cell
-is stored.
+in N spawned processes at a time, one fresh process per cell (isolated peak RSS; a process
+that dies fails only its own cell, see :mod:`._processes`); ``dask`` submits them to a
+dask.distributed cluster (``scheduler`` address, or a LocalCluster of ``workers``
+processes).  Workers return rows and the driver alone writes the store, so a remote cluster
+needs no shared file system.  A cell that raises is logged under ``errors/`` and retried on
+the next run; cells stored by this code are never run twice (a worker that shares the store
+checks it before it starts, and the driver lets go of each dask result once stored, so a lost
+worker makes dask recompute nothing already collected).  Cells stored by other code are run
+again, the old file kept under ``superseded/``, unless ``reuse_stale`` (:mod:`._inventory`).
+Training cells that run in this process, in a local pool or on a LocalCluster save a
+checkpoint after every epoch under ``partial/`` and resume from it (:mod:`._checkpoint`); the
+file goes when the cell is stored.
 """
 from __future__ import annotations
 
 import json
 import os
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional
 
 from ..errors import OptionError
-from ..results import cell_done, provenance, write_cell
+from ..results import ResultsError, provenance, write_cell
 from ._cells import Cell
 from ._checkpoint import checkpoint_path
+from ._inventory import is_current, supersede, survey
+from ._processes import run_isolated
 from ._run import run_cell
 
 EXECUTORS = ("local", "dask")
+ALREADY_STORED = "already_stored"
 
 
 @dataclass
@@ -36,24 +42,39 @@ class CellResult:
     seconds: float = 0.0
     headline: Optional[float] = None
     error: str = ""
+    made_by: str = ""  # for a stored cell kept although other code made it: that code
 
 
-def _job(cell_data, data_dir, repeats, threads, checkpoint=None):
-    """What a worker runs (module-level so every executor can serialise it)."""
-    if threads:
-        import torch
+def run_job(cell_data, data_dir, repeats, threads, checkpoint=None, store=None, cells_at_once=1):
+    """What a worker runs (module-level so every executor can serialise it).  With ``store`` (a
+    store this worker shares) a cell already stored there by this code is not run again."""
+    if store is not None and is_current(store, Cell.from_dict(cell_data)):
+        return {ALREADY_STORED: True}
+    return run_cell(cell_data, data_dir=data_dir, progress=False, repeats=repeats, checkpoint=checkpoint,
+                    threads=threads, cells_at_once=cells_at_once)
 
-        torch.set_num_threads(threads)
-    return run_cell(cell_data, data_dir=data_dir, progress=False, repeats=repeats, checkpoint=checkpoint)
+
+def make_store(out_dir) -> Path:
+    """The store's folder, created; a path that cannot be a folder is one clear error."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"cannot create the results store {out}: {exc.strerror or exc}") from None
+    return out
 
 
 def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: int = 0,
               scheduler: Optional[str] = None, data_dir: Optional[str] = None, progress: bool = True,
               repeats: int = 3, on_result: Optional[Callable[[CellResult], None]] = None,
-              threads: Optional[int] = None) -> List[CellResult]:
-    """Run every cell not yet in the store at ``out_dir``; returns one :class:`CellResult` per cell.
+              threads: Optional[int] = None, reuse_stale: bool = False, job: Callable = run_job) -> List[CellResult]:
+    """Run every cell the store at ``out_dir`` does not hold from this code; returns one
+    :class:`CellResult` per cell.
 
-    ``threads``: torch CPU threads per cell (default: torch's own in process; cores ÷ workers in a pool).
+    ``threads``: torch CPU threads per cell (default: from the cell's size and its share of the
+    cores, :mod:`._threads`).  ``reuse_stale``: keep cells stored by other code instead of
+    running them again.  ``job``: what a worker calls, :func:`run_job` or a function with its
+    signature that wraps it.
     """
     if executor not in EXECUTORS:
         raise OptionError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
@@ -62,11 +83,13 @@ def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: 
     if scheduler and executor != "dask":
         raise OptionError("--scheduler is only used with --executor dask")
     cells = list(cells)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_store(out_dir)
     _record_plan(out / "sweep.json", cells)
-    results = [CellResult(c, "done") for c in cells if cell_done(out, c.cell_id)]
-    pending = [c for c in cells if not cell_done(out, c.cell_id)]
+    entries = survey(cells, out)
+    kept = [e for e in entries if e.state == "stored" or (e.state == "stale" and reuse_stale)]
+    results = [CellResult(e.cell, "done", made_by=e.code if e.state == "stale" else "") for e in kept]
+    kept_ids = {e.cell.cell_id for e in kept}
+    pending = [c for c in cells if c.cell_id not in kept_ids]
     prov = provenance()
     bar = _bar(len(cells), len(results), progress)
 
@@ -75,44 +98,42 @@ def run_sweep(cells: Iterable[Cell], out_dir, executor: str = "local", workers: 
             (out / "errors").mkdir(exist_ok=True)
             (out / "errors" / f"{cell.cell_id}.txt").write_text(error)
             result = CellResult(cell, "error", error=error.strip().splitlines()[-1])
+        elif payload.get(ALREADY_STORED):
+            result = CellResult(cell, "done")
         else:
+            supersede(out, cell.cell_id)  # a cell made by other code: its file is kept, not overwritten
             write_cell(out, cell.cell_id, payload["rows"], {**prov, **payload["columns"]})
+            result = CellResult(cell, payload["status"], payload["seconds"], payload["headline"])
+        if result.status != "error":
             for stale in (out / "errors" / f"{cell.cell_id}.txt", checkpoint_path(out, cell.cell_id)):
                 if stale.exists():
                     stale.unlink()
-            result = CellResult(cell, payload["status"], payload["seconds"], payload["headline"])
         results.append(result)
         bar.update(1)
         bar.set_postfix_str(f"{cell.task}/{cell.model}/{cell.backward}: {result.status}")
         if on_result is not None:
             on_result(result)
 
-    if executor == "local" and workers == 0:
-        if threads:
-            import torch
+    def args(cell: Cell, checkpoint=True, cells_at_once=1) -> tuple:
+        ckpt = str(checkpoint_path(out, cell.cell_id)) if checkpoint else None
+        return (cell.to_dict(), data_dir, repeats, threads, ckpt, str(out) if checkpoint else None, cells_at_once)
 
-            torch.set_num_threads(threads)
+    if executor == "local" and workers == 0:
         for cell in pending:
             bar.set_description(f"{cell.task}/{cell.model}/{cell.backward}")
             try:
                 payload = run_cell(cell.to_dict(), data_dir=data_dir, progress=progress, repeats=repeats,
-                                   checkpoint=str(checkpoint_path(out, cell.cell_id)))
+                                   checkpoint=str(checkpoint_path(out, cell.cell_id)), threads=threads)
             except Exception:
                 finish(cell, error=traceback.format_exc())
             else:
                 finish(cell, payload)
     elif executor == "local":
-        import multiprocessing
-
-        threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 max_tasks_per_child=1) as pool:
-            futures = {pool.submit(_job, c.to_dict(), data_dir, repeats, threads, str(checkpoint_path(out, c.cell_id))): c
-                       for c in pending}
-            for fut in as_completed(futures):
-                _collect(fut.result, futures[fut], finish)
+        by_id = {c.cell_id: c for c in pending}
+        run_isolated(((c.cell_id, args(c, cells_at_once=workers)) for c in pending), job, workers,
+                     lambda key, result=None, error="": finish(by_id[key], result, error))
     else:
-        _run_dask(pending, scheduler, workers, data_dir, repeats, finish, threads or 1, out)
+        _run_dask(pending, scheduler, workers, finish, args, job)
     bar.close()
     order = {c.cell_id: i for i, c in enumerate(cells)}
     return sorted(results, key=lambda r: order[r.cell.cell_id])
@@ -135,7 +156,7 @@ def _collect(get, cell, finish) -> None:
         finish(cell, payload)
 
 
-def _run_dask(pending: List[Cell], scheduler, workers, data_dir, repeats, finish, threads, out: Path) -> None:
+def _run_dask(pending: List[Cell], scheduler, workers, finish, args, job) -> None:
     from distributed import Client, LocalCluster, as_completed as dask_completed
 
     cluster = None
@@ -145,12 +166,14 @@ def _run_dask(pending: List[Cell], scheduler, workers, data_dir, repeats, finish
         cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        # a LocalCluster shares this file system, a remote one need not: checkpoints only locally
-        ckpt = (lambda c: None) if scheduler else (lambda c: str(checkpoint_path(out, c.cell_id)))
-        futures = {client.submit(_job, c.to_dict(), data_dir, repeats, threads, ckpt(c), pure=False,
+        # a LocalCluster shares this file system (checkpoints, the store check), a remote one need not
+        local = not scheduler
+        futures = {client.submit(job, *args(c, checkpoint=local, cells_at_once=workers or 2), pure=False,
                                  key=f"cell-{c.cell_id}"): c for c in pending}
         for fut in dask_completed(list(futures)):
-            _collect(fut.result, futures[fut], finish)
+            cell = futures.pop(fut)
+            _collect(fut.result, cell, finish)
+            fut.release()  # once stored, a result lost with its worker is not computed again
     finally:
         client.close()
         if cluster is not None:
@@ -186,8 +209,8 @@ def summary_table(results: List[CellResult]) -> str:
         c = r.cell
         task = c.task + "".join(f" {k}={v}" for k, v in c.task_options.items())
         value = f"{r.headline:.4g}" if r.headline is not None else ""
-        secs = f"{r.seconds:.1f}" if r.status != "done" else "stored"
+        secs = f"{r.seconds:.1f}" if r.status != "done" else "stale" if r.made_by else "stored"
         lines.append(f"{task[:22]:22s} {c.model:12s} {c.forward:9s} {c.backward:16s} {c.seed:4d} {r.status:14s} {value:>10s} {secs:>8s}")
         if r.error:
-            lines.append(f"    error: {r.error[:150]}")
+            lines.append(f"    error: {r.error}")
     return "\n".join(lines)

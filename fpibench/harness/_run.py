@@ -7,7 +7,8 @@ over backward budgets and its memory curve over forward iterations.  A cell that
 (an explicit Jacobian that would not fit) yields one ``skipped`` row with the reason; running
 out of memory yields ``oom`` rows; the sweep goes on either way.  With a ``checkpoint`` path
 a training cell saves its state after every epoch and, when that file exists, resumes after
-the last saved epoch (:mod:`._checkpoint`).
+the last saved epoch (:mod:`._checkpoint`).  A cell sets torch's CPU threads from its size
+and the cores unless told how many (:mod:`._threads`), and restores the caller's count after.
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from ..errors import FixedPointWarning, JacobianTooLargeError
+from ..fingerprint import code_fingerprint, code_label
 from ._cells import Cell
 from ._memory import synchronize
-from . import _checkpoint, _study
+from . import _checkpoint, _study, _threads
 
 UNITS = {"psnr": "dB", "f1": "%", "mse": "MSE", "aepe": "px", "seconds": "s", "bytes": "bytes",
          "iterations": "iterations", "g_evals": "count", "vjp_calls": "count", "jvp_calls": "count",
@@ -74,12 +76,23 @@ class RowBuilder:
 
 
 def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress: bool = False,
-             repeats: int = 3, checkpoint: Optional[str] = None) -> Dict[str, Any]:
+             repeats: int = 3, checkpoint: Optional[str] = None, threads: Optional[int] = None,
+             cells_at_once: int = 1) -> Dict[str, Any]:
     """Run a cell (given as ``Cell.to_dict()``); returns ``{"rows", "columns", "status", "seconds"}``.
 
     ``columns`` are the cell-level columns (names, problem, provenance, times) every row gets.
     ``checkpoint``: a file for the training cell's per-epoch state (resumed from when it exists).
+    ``threads``: torch CPU threads (default: chosen from the cell's size and the cores shared by
+    ``cells_at_once`` cells).
     """
+    before = torch.get_num_threads()
+    try:
+        return _run_cell(cell_data, data_dir, progress, repeats, checkpoint, threads, cells_at_once)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_cell(cell_data, data_dir, progress, repeats, checkpoint, threads, cells_at_once) -> Dict[str, Any]:
     cell = Cell.from_dict(cell_data)
     if data_dir is not None:
         from .. import data
@@ -91,10 +104,11 @@ def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FixedPointWarning)
         try:
+            sizing = (threads, cells_at_once)
             if cell.is_probe:
-                task, dtype = _run_probe(cell, device, out, repeats)
+                task, dtype = _run_probe(cell, device, out, repeats, sizing)
             else:
-                task, dtype = _run_training(cell, device, out, repeats, data_dir, progress, checkpoint)
+                task, dtype = _run_training(cell, device, out, repeats, data_dir, progress, checkpoint, sizing)
         except JacobianTooLargeError as exc:
             task, dtype = None, ""
             out.rows = []
@@ -114,7 +128,9 @@ def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress
         "seed": cell.seed, "preset": cell.preset, "problem": cell.problem_label(),
         "k": float(opts.get("k", math.nan)), "sigma": float(opts.get("sigma", math.nan)) if not cell.is_probe else math.nan,
         "options": cell.options_json, "config_hash": cell.config_hash, "device": device.type,
-        "device_name": _device_name(device), "dtype": dtype, "start_time": start, "end_time": _now(),
+        "device_name": _device_name(device), "dtype": dtype, "threads": torch.get_num_threads(),
+        "code_fingerprint": code_fingerprint(),  # the code that ran the cell, wherever the worker was
+        "start_time": start, "end_time": _now(),
     }
     statuses = {r["status"] for r in out.rows}
     status = next((s for s in ("skipped", "oom", "diverged", "not_converged") if s in statuses), "ok")
@@ -135,11 +151,12 @@ def _final_headline(rows) -> Optional[float]:
 
 
 # -- probes -----------------------------------------------------------------------------
-def _run_probe(cell: Cell, device, out: RowBuilder, repeats: int):
+def _run_probe(cell: Cell, device, out: RowBuilder, repeats: int, sizing):
     from ..tasks import get as get_task
 
     probe = get_task(cell.task, preset=cell.preset, **{**cell.task_options, "device": str(device)})
     instance = probe.instance(cell.seed)
+    _threads.apply(sizing[0], _threads.step_work(_threads.count(instance.leaves.values()), instance.x0), sizing[1])
     fopts = dict(cell.forward_options)
     tol = fopts.pop("tol", 1e-10 if instance.x0.dtype == torch.float64 else 1e-6)
     max_iter = fopts.pop("max_iter", 500)
@@ -179,7 +196,7 @@ def _study_rows(task, model, batch, cell: Cell, epoch: int, out: RowBuilder, rep
 
 
 def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, progress: bool,
-                  checkpoint: Optional[str] = None):
+                  checkpoint: Optional[str] = None, sizing=(None, 1)):
     from ..tasks import FPIConfig, fpi_layers, get as get_task
     from ._study import _floating_to, solve_status
 
@@ -193,15 +210,19 @@ def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, p
     epochs = cell.epochs or task.epochs
     layers = fpi_layers(model)
     study = cell.study and bool(layers)
-    probe_batch = _floating_to(task.probe_batch(cell.seed), None, device) if study else None
+    sample = task.probe_batch(cell.seed)  # seeded by its own generator: no global RNG is drawn
+    work = _threads.step_work(_threads.count(model.parameters()), _threads.first_tensor(sample))
+    _threads.apply(sizing[0], work, sizing[1])
+    probe_batch = _floating_to(sample, None, device) if study else None
     state = _checkpoint.load(checkpoint, cell.config_hash) if checkpoint else None
-    first, elapsed, commit = 1, 0.0, None
+    first, elapsed, made_by = 1, 0.0, None
     if state is not None:
         _checkpoint.restore(state, model, optimizer)
         out.rows = list(state["rows"])
         first, elapsed = state["epoch"] + 1, state["elapsed"]
         out.add("train", "resumed_after_epoch", state["epoch"], epoch=first,
-                reason=f"resumed from a checkpoint written after epoch {state['epoch']} by commit {state['commit']}")
+                reason=f"resumed from a checkpoint written after epoch {state['epoch']} by "
+                       f"{code_label(state.get('code_fingerprint'), state['commit'])}")
     elif study:
         _study_rows(task, model, probe_batch, cell, 0, out, repeats, curves=True)
     bar = _progress(epochs, f"{cell.task}/{cell.model}/{cell.backward}", progress)
@@ -244,12 +265,13 @@ def _run_training(cell: Cell, device, out: RowBuilder, repeats: int, data_dir, p
             "backward_iterations_mean": mean(bwd_its), "unconverged_solves": unconverged,
         }, epoch=epoch, status=worst)
         if checkpoint:
-            if commit is None:
+            if made_by is None:
                 from ..results import provenance
 
-                commit = provenance()["git_commit"]
+                made_by = provenance()
             _checkpoint.save(checkpoint, config_hash=cell.config_hash, epoch=epoch, model=model, optimizer=optimizer,
-                             rows=out.rows, elapsed=elapsed, commit=commit)
+                             rows=out.rows, elapsed=elapsed, commit=made_by["git_commit"],
+                             code_fingerprint=made_by["code_fingerprint"])
         bar.update(1)
         bar.set_postfix({task.metric: f"{metrics.get(task.metric, math.nan):.4g}"})
     bar.close()

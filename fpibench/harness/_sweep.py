@@ -199,8 +199,10 @@ def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
     for part in parse_list(text):
         try:
             if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                seeds.extend(range(int(lo), int(hi) + 1))
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise SweepError(f"--seeds: range {part!r} is empty (write it low-high, e.g. {hi}-{lo})")
+                seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
         except ValueError:

@@ -20,7 +20,7 @@ from ..results import ResultsError, load
 STRING_COLUMNS = (
     "task", "model", "forward", "backward", "metric", "status", "reason", "kind", "preset", "problem",
     "unit", "cell_id", "config_hash", "options", "device", "device_name", "dtype", "start_time", "end_time",
-    "git_commit", "fpibench_version", "torch_version", "python_version", "cpu_name", "gpu_name",
+    "code_fingerprint", "git_commit", "fpibench_version", "torch_version", "python_version", "cpu_name", "gpu_name",
 )
 FLOAT_COLUMNS = ("value", "seed", "epoch", "k", "sigma", "budget")
 CELL_KEYS = ("task", "model", "forward", "backward", "seed", "preset", "problem", "kind")

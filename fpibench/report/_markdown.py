@@ -379,6 +379,18 @@ def _counts(mapping: dict) -> str:
     return ", ".join(f"{k} ({v})" for k, v in mapping.items()) or DASH
 
 
+def _code_lines(prov: dict) -> list[str]:
+    """Which code made each task's tables; a warning when some cells come from other code."""
+    if "code_by_task" not in prov:
+        return []
+    lines = [f"- code behind each task's tables (cells), this report written by {prov['report_code']}:"]
+    lines += [f"  - {task}: {_counts(codes)}" for task, codes in prov["code_by_task"].items()]
+    if prov["other_code_cells"]:
+        lines.append(f"- **{prov['other_code_cells']} cell(s) were made by other code than this report's** "
+                     "(kept with --reuse-stale, or a store made before this code); their numbers are that code's")
+    return lines
+
+
 def section_provenance(prov: dict, results_dir: str) -> list[str]:
     lines = ["## Provenance", "",
              f"- store: `{results_dir}` — {prov['cells']} cells, {prov['rows']} rows",
@@ -387,6 +399,7 @@ def section_provenance(prov: dict, results_dir: str) -> list[str]:
              f"- tasks (cells): {_counts(prov['tasks'])}",
              f"- presets (cells): {_counts(prov['presets'])}",
              f"- git commits (cells): {_counts(prov['git_commits'])}",
+             *_code_lines(prov),
              f"- devices (cells): {_counts(prov['devices'])}",
              f"- dtypes (cells): {_counts(prov['dtypes'])}",
              f"- torch: {_counts(prov['torch_versions'])}; python: {_counts(prov['python_versions'])}; "
@@ -395,7 +408,7 @@ def section_provenance(prov: dict, results_dir: str) -> list[str]:
              f"- run between {prov['first_start'] or DASH} and {prov['last_end'] or DASH}"]
     if prov.get("resumed_cells"):
         lines.append(f"- {prov['resumed_cells']} cell(s) resumed from an epoch checkpoint after an interruption "
-                     "(their `resumed_after_epoch` row names the epoch and the commit that wrote it)")
+                     "(their `resumed_after_epoch` row names the epoch and the code that wrote it)")
     if "(none)" in prov["cells_by_kind"]:
         lines.append(f"- {prov['cells_by_kind']['(none)']} cell(s) have rows without a `kind`: they are counted "
                      "here but appear in no table or figure")

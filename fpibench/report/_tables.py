@@ -450,6 +450,26 @@ def cell_statuses(df: pd.DataFrame) -> pd.Series:
 
 
 @takes_store_frame
+def code_summary(df: pd.DataFrame) -> dict:
+    """Which code made the cells of each task (the tables are per task), and how many cells were
+    made by other code than the one writing the report."""
+    from ..fingerprint import code_label, same_code
+    from ..harness._inventory import current_code
+
+    current = current_code()
+    cells = df.drop_duplicates("cell_id")
+    labels = [code_label(f, c) for f, c in zip(cells["code_fingerprint"], cells["git_commit"])]
+    other = [not same_code({"code_fingerprint": f, "git_commit": c}, current)
+             for f, c in zip(cells["code_fingerprint"], cells["git_commit"])]
+    by_task: dict = {}
+    for task, label, is_other in zip(cells["task"], labels, other):
+        key = label + (" — other code than this report's" if is_other else " — this code")
+        by_task.setdefault(task, {}).setdefault(key, 0)
+        by_task[task][key] += 1
+    return {"code_by_task": dict(sorted(by_task.items())), "other_code_cells": int(sum(other)),
+            "report_code": code_label(current["code_fingerprint"], current["git_commit"])}
+
+
 def provenance_summary(df: pd.DataFrame) -> dict:
     """Counts and unique values of the provenance columns (for the report header)."""
     def counts(col):
@@ -481,4 +501,5 @@ def provenance_summary(df: pd.DataFrame) -> dict:
         "first_start": None if start.isna().all() else start.min().isoformat(),
         "last_end": None if end.isna().all() else end.max().isoformat(),
         "resumed_cells": int(df.loc[df["metric"] == "resumed_after_epoch", "cell_id"].nunique()),
+        **code_summary(df),
     }

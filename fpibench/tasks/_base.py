@@ -8,7 +8,6 @@ gradient method and forward solver are never a task's choice: they come in as
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import OptionError, UnknownMethodError
+from ._options import COMMON_RANGES, check_options
 
 _TASKS: Dict[str, type] = {}
 
@@ -74,6 +74,8 @@ class Task:
     metric: str = ""  # the headline metric
     higher_is_better = True
     PRESETS: Dict[str, Dict[str, Any]] = {}
+    #: option name -> its range (``_options.Range``/``one_of``); types come from ``Config``'s annotations
+    OPTION_RANGES: Dict[str, Any] = COMMON_RANGES
 
     @dataclass
     class Config:
@@ -87,10 +89,7 @@ class Task:
     def __init__(self, preset: str = "quick", data_dir=None, **overrides):
         if preset not in self.PRESETS:
             raise OptionError(f"task {self.name!r} has no preset {preset!r}; presets: {', '.join(self.PRESETS)}")
-        names = {f.name for f in dataclasses.fields(self.Config)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise OptionError(f"task {self.name!r} does not take option(s) {', '.join(map(repr, unknown))}; it takes: {', '.join(sorted(names))}")
+        check_options(f"task {self.name!r}", self.Config, self.OPTION_RANGES, overrides)
         self.preset = preset
         self.data_dir = data_dir
         self.config = self.Config(**{**self.PRESETS[preset], **overrides})
@@ -105,6 +104,10 @@ class Task:
 
     def load_data(self):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def data_sets(self) -> Tuple[str, ...]:
+        """The data sets of ``fpibench.data`` that :meth:`load_data` reads (checked before a sweep runs)."""
+        return ()
 
     # -- models -----------------------------------------------------------------------
     def check_model(self, kind: str) -> None:

@@ -21,6 +21,7 @@ import torch
 from ..data import load_bibtex
 from . import metrics
 from ._base import FPIConfig, Task, register_task, seeded_batches
+from ._options import POSITIVE, Range
 from .vector_models import Feedforward, fpi_gd, fpi_nn, mlp
 
 N_FEATURES, N_LABELS = 1836, 159
@@ -47,6 +48,11 @@ class Bibtex(Task):
         train_limit: int = 0  # 0: all training rows (the quick preset uses fewer)
 
     PRESETS = {"paper": {}, "quick": {"epochs": 2, "train_limit": 1000, "max_iter": 30}}
+    OPTION_RANGES = {**Task.OPTION_RANGES, "tol_nn": POSITIVE, "tol_gd": POSITIVE, "gd_step": POSITIVE,
+                     "val_fraction": Range(0, 1, high_open=True)}
+
+    def data_sets(self):
+        return ("bibtex",)
 
     def load_data(self):
         c = self.config

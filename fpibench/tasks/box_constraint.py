@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ._base import FPIConfig, Task, register_task, seeded_batches
+from ._options import COUNT, POSITIVE
 from .vector_models import Feedforward, fpi_gd, fpi_nn, mlp
 
 
@@ -45,6 +46,8 @@ class BoxConstraint(Task):
         data_seed: int = 1234
 
     PRESETS = {"paper": {}, "quick": {"n_train": 2_000, "epochs": 4}}
+    OPTION_RANGES = {**Task.OPTION_RANGES, "dim": COUNT, "n_train": COUNT, "n_test": COUNT, "train_std": POSITIVE,
+                     "test_std": POSITIVE, "gd_step": POSITIVE}
 
     def load_data(self):
         c = self.config

@@ -55,6 +55,7 @@ from torch import nn
 from ..data import chairs_denoising_crops, load_image_set
 from . import metrics
 from ._base import FPIConfig, Task, register_task, scale_init_, seeded_batches
+from ._options import COUNT, POSITIVE, one_of
 from .._layer import FixedPointLayer
 from ..errors import OptionError
 
@@ -134,6 +135,11 @@ class Denoise(Task):
         "quick": {"epochs": 2, "train_limit": 64, "train_crop": 64, "crops_per_image": 1,
                   "max_iter": 20, "test_limit": 16, "test_crop": 128},
     }
+    OPTION_RANGES = {**Task.OPTION_RANGES, "sigma": POSITIVE, "dataset": one_of("dncnn", "chairs"),
+                     "clip_norm": POSITIVE, "crops_per_image": COUNT, "eval_batch": COUNT}
+
+    def data_sets(self):
+        return () if self.config.dataset == "chairs" else ("train400", *TEST_SETS)
 
     def __init__(self, preset: str = "quick", data_dir=None, **overrides):
         super().__init__(preset=preset, data_dir=data_dir, **overrides)

@@ -61,6 +61,7 @@ from ..data.shapes import FlyingShapes
 from ..errors import OptionError
 from . import metrics
 from ._base import FPIConfig, Task, register_task, scale_init_, seeded_batches
+from ._options import COUNT, POSITIVE, one_of
 from .flownets import DIV_FLOW, FlowNetS, full_resolution_flow, multiscale_epe_loss
 
 RGB_MEAN = (0.411, 0.432, 0.45)
@@ -157,6 +158,11 @@ class OpticalFlow(Task):
         "quick": {"width": 1 / 16, "n_train": 16, "train_size": (128, 192), "epochs": 3, "lr": 1e-3,
                   "tol": 1e-6, "max_iter": 30},
     }
+    OPTION_RANGES = {**Task.OPTION_RANGES, "width": POSITIVE, "train_data": one_of("shapes", "chairs"),
+                     "n_train": COUNT, "eval_batch": COUNT}
+
+    def data_sets(self):
+        return ("flyingchairs_examples",) + (() if self.config.train_data == "chairs" else ("train400",))
 
     def __init__(self, preset: str = "quick", data_dir=None, **overrides):
         super().__init__(preset=preset, data_dir=data_dir, **overrides)

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import OptionError
 from ._base import register_task
+from ._options import COUNT, POSITIVE, check_options, one_of
 
 
 @dataclass
@@ -50,11 +51,11 @@ class Probe:
         dtype: str = "float64"
         device: str = "cpu"
 
+    OPTION_RANGES = {"dim": COUNT, "batch": COUNT, "k": POSITIVE,
+                     "dtype": one_of("float64", "float32", "float16", "bfloat16")}
+
     def __init__(self, preset: str = "quick", data_dir=None, **overrides):
-        names = set(self.Config.__dataclass_fields__)
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise OptionError(f"probe {self.name!r} does not take option(s) {', '.join(map(repr, unknown))}; it takes: {', '.join(sorted(names))}")
+        check_options(f"probe {self.name!r}", self.Config, self.OPTION_RANGES, overrides)
         if preset not in self.PRESETS:
             raise OptionError(f"probe {self.name!r} has no preset {preset!r}")
         self.preset = preset

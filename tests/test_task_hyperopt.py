@@ -8,8 +8,10 @@ import pytest
 import torch
 
 import fpibench
-from fpibench.harness import expand_sweep
+from fpibench.harness import expand_sweep, run_sweep
 from fpibench.harness._study import TaskProblem
+from fpibench.report import table_hyperopt
+from fpibench.results import load
 from fpibench.tasks import FPIConfig, get
 from fpibench.tasks.logistic import exact_hypergradient, logistic_loss, solve_inner
 
@@ -133,3 +135,16 @@ def test_outer_optimisation_lowers_the_validation_loss():
     assert history[-1]["test_loss"] < history[0]["test_loss"]
     assert all(b["val_loss"] < a["val_loss"] for a, b in zip(history, history[1:]))
 
+
+def test_a_sweep_records_units_headline_and_the_time_to_target(tmp_path):
+    spec = {"task": "hyperopt", "backward": ["cg", "jfb"], "epochs": 4,
+            "task_options": {"features": 30, "train_limit": 300, "lr": 0.3}}
+    run_sweep(expand_sweep(spec), tmp_path / "store", executor="local", workers=1)
+    df = load(tmp_path / "store")
+    heads = set(df.loc[df["headline"].astype(bool), "metric"])
+    assert heads == {"test_loss"} and set(df.loc[df["metric"] == "val_loss", "unit"]) == {"nats"}
+    curve = df[(df["kind"] == "gradient_curve") & (df["backward"] == "cg") & (df["metric"] == "vjp_calls")]
+    assert len(curve) > 3  # the Krylov adjoints have an error-vs-budget curve
+    table = table_hyperopt(df).set_index("backward")
+    assert table.loc["cg", "reached"] == 1 and table.loc["cg", "seconds_to_target"] > 0
+    assert table.loc["cg", "grad_rel_error_init"] < 1e-3 < table.loc["jfb", "grad_rel_error_init"]

@@ -112,9 +112,11 @@ def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress
             out.add("train", "oom", math.nan, status="oom", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
     headline = getattr(task, "metric", "") if task is not None else _headline(cell)
     higher = bool(getattr(task, "higher_is_better", True)) if task is not None else True
+    units = getattr(task, "units", {}) if task is not None else {}
     for row in out.rows:
         row["headline"] = row["metric"] == headline
         row["higher_is_better"] = higher
+        row["unit"] = units.get(row["metric"], row["unit"])  # a task's own metrics, in its units
     opts = cell.task_options
     columns = {
         "task": cell.task, "model": cell.model, "forward": cell.forward, "backward": cell.backward,

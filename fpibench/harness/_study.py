@@ -34,7 +34,8 @@ from ._memory import peak_memory, synchronize
 #: which option of a gradient method is its iteration budget ("forward:max_iter" for unroll)
 BUDGET_OPTION = {
     "backward_fpi": "max_iter", "rbp": "max_iter", "anderson": "max_iter", "broyden": "max_iter",
-    "gmres": "max_iter", "neumann": "terms", "phantom": "steps", "unroll": "forward:max_iter",
+    "gmres": "max_iter", "cg": "max_iter", "minres": "max_iter", "implicit": "max_iter", "neumann": "terms",
+    "phantom": "steps", "unroll": "forward:max_iter",
 }
 BACKWARD_BUDGETS = (1, 2, 3, 5, 10, 20, 50, 100, 200)
 FORWARD_BUDGETS = (5, 10, 20, 50, 100, 200)
@@ -194,7 +195,8 @@ def gradient_curve(problem: StudyProblem, backward: str, backward_options: dict,
                 b_opts["tol"] = tol
         metrics, _, _ = measure(problem, backward, b_opts, repeats=1, reference=reference, memory=False,
                                 forward_overrides=f_over)
-        keep = {k: metrics[k] for k in ("grad_rel_error", "grad_cosine", "backward_seconds", "backward_iterations_mean")}
+        keep = {k: metrics[k] for k in ("grad_rel_error", "grad_cosine", "backward_seconds", "backward_iterations_mean",
+                                        "vjp_calls")}
         # stopping short of convergence is the point of a curve: only a non-finite gradient fails
         out.append((budget, keep, "ok" if math.isfinite(keep["grad_rel_error"]) else "diverged"))
     return out

@@ -22,6 +22,7 @@ from ._figures import (FIGURE_NAMES, FIGURES, figure_final_metric_by_seed, figur
                        figure_step_time_gradient, figure_step_time_train)
 from ._export import export_tables, to_latex
 from ._frame import load_store, prepare
+from ._hyperopt import section_hyperopt, table_hyperopt
 from ._markdown import (fmt, fmt_mean_std, markdown_table, section_bibtex, section_denoise, section_figures,
                         section_gradient, section_non_ok, section_pareto, section_provenance, section_ranked,
                         section_exports, section_paired, section_seed_gap, section_winners)
@@ -36,7 +37,7 @@ TABLES: dict[str, Callable] = {
     "denoise": table_denoise, "denoise_seed_gap": table_seed_gap, "bibtex": table_bibtex,
     "box_constraint": table_box_constraint, "optical_flow": table_optical_flow,
     "gradient_summary": table_gradient_summary, "winners": table_winners, "paired_methods": table_paired_methods,
-    "non_ok": table_non_ok,
+    "non_ok": table_non_ok, "hyperopt": table_hyperopt,
 }
 TABLE_CAPTIONS = {
     "denoise": "Denoising PSNR (dB, higher is better) at the final epoch, mean ± sample sd over seeds; bold: "
@@ -50,6 +51,8 @@ TABLE_CAPTIONS = {
     "winners": "Which method wins: a winner only beyond the seed uncertainty, else a tie; one seed, no verdict",
     "paired_methods": "Gradient methods against the reference on the same seeds: paired difference and 95 % interval",
     "non_ok": "Cells with rows whose status is not ok",
+    "hyperopt": "Hyperparameter optimisation: final validation/test loss (nats), time to the target validation "
+                "loss, hypergradient error and cost per gradient method",
 }
 
 
@@ -108,6 +111,7 @@ def build_report(results_dir, out_dir=None, formats: Sequence[str] = ("png", "sv
                                 paper_numbers.OPTICAL_FLOW_ORDER, paper_numbers.OPTICAL_FLOW_SOURCE, "optical_flow")
     else:
         lines += ["### Optical flow", "", "_No optical_flow training rows in this store; table omitted._", ""]
+    lines += section_hyperopt(tables["hyperopt"])
     lines += section_gradient(tables["gradient_summary"])
     lines += section_winners(tables["winners"])
     lines += section_paired(tables["paired_methods"])
@@ -134,7 +138,7 @@ def build_report(results_dir, out_dir=None, formats: Sequence[str] = ("png", "sv
 __all__ = [
     "build_report", "register_section", "report_tables", "export_tables", "to_latex", "TABLES", "SECTIONS", "FIGURES", "FIGURE_NAMES", "paper_numbers", "load_store",
     "prepare", "ResultsError", "table_denoise", "table_seed_gap", "seed_cells", "table_bibtex", "table_box_constraint", "table_optical_flow",
-    "table_gradient_summary", "table_winners", "table_paired_methods", "table_non_ok", "final_metric_table", "pareto_front",
+    "table_gradient_summary", "table_winners", "table_paired_methods", "table_non_ok", "table_hyperopt", "final_metric_table", "pareto_front",
     "pareto_points", "seed_points", "provenance_summary", "markdown_table", "fmt", "fmt_mean_std",
     "figure_grad_error_vs_backward_iterations", "figure_grad_error_vs_backward_time",
     "figure_memory_vs_forward_iterations", "figure_step_time_train", "figure_step_time_gradient",

@@ -27,6 +27,13 @@ from .vector_models import Feedforward, fpi_gd, fpi_nn, mlp
 N_FEATURES, N_LABELS = 1836, 159
 
 
+def read_splits(data_dir=None):
+    """(x, y, x_test, y_test) of the standard split as tensors."""
+    x, y = (torch.from_numpy(a) for a in load_bibtex("train", data_dir))
+    x_test, y_test = (torch.from_numpy(a) for a in load_bibtex("test", data_dir))
+    return x, y, x_test, y_test
+
+
 @register_task("bibtex")
 class Bibtex(Task):
     models = ("fpi_nn", "fpi_gd", "feedforward")
@@ -56,8 +63,7 @@ class Bibtex(Task):
 
     def load_data(self):
         c = self.config
-        x, y = (torch.from_numpy(a) for a in load_bibtex("train", self.data_dir))
-        x_test, y_test = (torch.from_numpy(a) for a in load_bibtex("test", self.data_dir))
+        x, y, x_test, y_test = read_splits(self.data_dir)
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(c.data_seed))
         n_val = int(round(c.val_fraction * len(x)))
         val, train = perm[:n_val], perm[n_val:]

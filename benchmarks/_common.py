@@ -75,6 +75,19 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def skip_if_not_applicable(forward: str, backward: str, symmetric: bool) -> None:
+    """Skip (NotImplementedError, as asv expects) a pair that does not apply: a method that
+    needs a symmetric Jacobian (cg, minres) on a map without one, or one that reads the
+    forward solver's inverse estimate (shine) after a forward that keeps none."""
+    method = fpibench.BACKWARD.get(backward)
+    if method.requires == "symmetric" and not symmetric:
+        raise NotImplementedError(f"{backward} needs a symmetric Jacobian; this map's is not")
+    try:
+        fpibench.BACKWARD.create(backward, {}).check_forward(fpibench.FORWARD.create(forward, {}))
+    except fpibench.OptionError as exc:
+        raise NotImplementedError(str(exc)) from None
+
+
 def backward_options(backward: str) -> dict:
     """Options of ``backward`` used by the suite: the dense method gets :data:`JACOBIAN_BUDGET`."""
     return {"memory_budget": JACOBIAN_BUDGET} if fpibench.BACKWARD.resolve(backward) == "jacobian_inverse" else {}
@@ -109,6 +122,7 @@ class ProbeCase:
     def __init__(self, forward: str, backward: str, dim: int, k: float, batch: int = BATCH,
                  device: str = "cpu", seed: int = 0, dtype: str = "float32"):
         require_device(device)
+        skip_if_not_applicable(forward, backward, symmetric=False)  # contractive_tanh: J = diag(tanh′) W
         self.forward, self.backward, self.device = forward, backward, device
         self.options = backward_options(backward)
         # refuse an oversized dense Jacobian before building the probe (its set-up is O(dim³))
@@ -254,6 +268,7 @@ class TaskCase:
     def __init__(self, batch, task: str, model: str, backward: str, forward: str = "anderson", seed: int = 0):
         if isinstance(batch, str):
             raise NotImplementedError(batch)
+        skip_if_not_applicable(forward, backward, symmetric=model == "fpi_gd")  # FPI_GD: J = I − η∇²E
         self.task = fpibench.tasks.get(task, preset="quick")
         fpi = FPIConfig(forward=forward, backward=backward, backward_options=backward_options(backward))
         self.model = self.task.build_model(model, fpi, seed=seed)

@@ -22,7 +22,10 @@ EXACT_TOL = 1e-4  # float32 with forward and adjoint tolerance 1e-6
 @pytest.mark.benchmark(group="backward")
 @pytest.mark.parametrize("backward", BACKWARD)
 def test_gradient_method(benchmark, backward):
-    case = ProbeCase(FORWARD, backward, DIM, K)
+    try:
+        case = ProbeCase(FORWARD, backward, DIM, K)
+    except NotImplementedError as why:  # the pair does not apply (as asv skips it)
+        pytest.skip(str(why))
     last = {}
 
     def fresh_graph():

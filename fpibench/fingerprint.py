@@ -34,11 +34,13 @@ def _sources(package: Path, prefix: str, skipped=()) -> Iterator[Tuple[str, Path
 def source_files(package_dir=None, solvers_dir=None) -> list:
     """``(name as installed, path)`` of every file the fingerprint covers, sorted by name."""
     if package_dir is None or solvers_dir is None:
+        import importlib.util
+
         import fpibench
-        import fpibench.solvers
 
         package_dir = Path(fpibench.__file__).resolve().parent
-        solvers_dir = Path(list(fpibench.solvers.__path__)[0]).resolve()
+        # located, not imported: the core imports no solver module
+        solvers_dir = Path(list(importlib.util.find_spec("fpibench.solvers").submodule_search_locations)[0]).resolve()
     package_dir, solvers_dir = Path(package_dir), Path(solvers_dir)
     files = dict(_sources(package_dir, "fpibench/", SKIPPED + ("solvers",)))
     files.update(_sources(solvers_dir, "fpibench/solvers/"))

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import fpibench
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -130,11 +132,18 @@ def test_exact_methods_have_small_gradient_error_and_jfb_does_not():
     from benchmarks.probes import TRACK_FORWARD, ProbeTrack
 
     grid = _common.measure_probes(([TRACK_FORWARD], list(_common.EXACT) + ["jfb"], [64], [0.9]))
+    checked = []
     for backward in _common.EXACT:
         track = ProbeTrack()
-        track.setup(grid, backward, 64, 0.9)
+        try:
+            track.setup(grid, backward, 64, 0.9)
+        except NotImplementedError:  # cg, minres: the probe's Jacobian is not symmetric
+            assert fpibench.BACKWARD.get(backward).requires == "symmetric", backward
+            continue
+        checked.append(backward)
         error = track.track_gradient_error(grid, backward, 64, 0.9)
         assert error < 1e-4, f"{backward}: gradient relative error {error:.2e}"
+    assert {"jacobian_inverse", "backward_fpi", "gmres", "unroll"} <= set(checked)
     track = ProbeTrack()
     track.setup(grid, "jfb", 64, 0.9)
     # the metric separates exact from approximate gradients: JFB drops (I - J)^-T

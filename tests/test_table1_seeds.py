@@ -114,9 +114,11 @@ def test_report_keeps_budgets_and_init_scales_apart_and_says_what_a_single_seed_
     assert rows.loc[("", 25.0, "feedforward init×0.5"), "mean"] == pytest.approx(31.0)
     assert rows.loc[("", 25.0, "feedforward init×0.1"), "n"] == 3
     lines = "\n".join(section_seed_gap(table))
-    assert "#### preset paper, epochs=40" in lines and "no standard error (one seed per group)" in lines
+    # one seed per group: a difference, no standard error and no verdict
+    assert "#### preset paper, epochs=40" in lines and "| 29.00 (n=1) | 30.00 (n=1) | -1.00: no verdict |" in lines
     # σ = 20 then 25: the default-init gap goes -0.40 -> -0.87, the small-init gap +0.60 -> +0.13
-    assert "gap fpi_nn − feedforward over σ = 20, 25: -0.40 → -0.87 dB; positive at 0 of 2 σ" in lines
-    assert "gap fpi_nn − feedforward init×0.1 over σ = 20, 25: +0.60 → +0.13 dB; positive at 2 of 2 σ" in lines
+    assert "gap fpi_nn − feedforward over σ = 20, 25: -0.40 → -0.87 dB; implicit worse at 2 of 2 σ" in lines
+    # +0.13 ± 0.29 at σ = 25 is a tie: only σ = 20's +0.60 beats the seed uncertainty
+    assert "gap fpi_nn − feedforward init×0.1 over σ = 20, 25: +0.60 → +0.13 dB; implicit better at 1, tie at 1 of 2 σ" in lines
     assert "| 25 | 26.43 ± 0.25 (n=3) |" in lines
     assert "+0.65 |" in lines  # the paper's σ = 25 gap, 29.74 − 29.09

@@ -4,10 +4,10 @@ A training cell records per epoch the task's metrics, train loss, epoch and step
 and the FPI layers' iterations, plus gradient-study rows at initialisation (epoch 0) and
 after the last epoch.  A probe cell records the gradient study, its gradient-error curve
 over backward budgets and its memory curve over forward iterations.  A cell that cannot run
-(an explicit Jacobian that would not fit) yields one ``skipped`` row with the reason; running
-out of memory yields ``oom`` rows; the sweep goes on either way.  With a ``checkpoint`` path
-a training cell saves its state after every epoch and, when that file exists, resumes after
-the last saved epoch (:mod:`._checkpoint`).  A cell sets torch's CPU threads from its size
+(an explicit Jacobian that would not fit: the method does not apply) yields one ``skipped``
+row with the reason; running out of memory yields ``oom`` rows; the sweep goes on either way.
+With a ``checkpoint`` path a training cell saves its state after every epoch and, when that
+file exists, resumes after the last saved epoch (:mod:`._checkpoint`).  A cell sets torch's CPU threads from its size
 and the cores unless told how many (:mod:`._threads`), and restores the caller's count after.
 """
 from __future__ import annotations
@@ -112,16 +112,18 @@ def _run_cell(cell_data, data_dir, progress, repeats, checkpoint, threads, cells
         except JacobianTooLargeError as exc:
             task, dtype = None, ""
             out.rows = []
-            out.add("train", "skipped", math.nan, status="skipped", reason=str(exc))
+            out.add("train", "skipped", math.nan, status="skipped", reason=f"does not apply: {exc}")
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             task, dtype = None, ""
             out.rows = [r for r in out.rows if r["kind"] == "train"]
             out.add("train", "oom", math.nan, status="oom", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
     headline = getattr(task, "metric", "") if task is not None else _headline(cell)
     higher = bool(getattr(task, "higher_is_better", True)) if task is not None else True
+    units = getattr(task, "units", None) or {}
     for row in out.rows:
         row["headline"] = row["metric"] == headline
         row["higher_is_better"] = higher
+        row["unit"] = units.get(row["metric"], row["unit"])
     opts = cell.task_options
     columns = {
         "task": cell.task, "model": cell.model, "forward": cell.forward, "backward": cell.backward,

@@ -1,4 +1,4 @@
-"""Task registry: the paper's four experiments and probes with exact gradients.
+"""Task registry: the paper's four experiments, probes with exact gradients and an equilibrium classifier.
 
     fpibench.tasks.available()          # names
     task = fpibench.tasks.get("bibtex", preset="quick")
@@ -6,7 +6,7 @@
     history = task.fit(model)
 """
 from ._base import FPIConfig, Task, available, fpi_layers, get, register_task
-from . import bibtex, box_constraint, denoise, optical_flow, probes  # noqa: E402,F401  (registration)
+from . import bibtex, box_constraint, deq_classify, denoise, optical_flow, probes  # noqa: E402,F401  (registration)
 from .probes import Probe, ProbeInstance  # noqa: E402
 
 __all__ = ["FPIConfig", "Task", "Probe", "ProbeInstance", "available", "get", "register_task", "fpi_layers"]

@@ -73,6 +73,8 @@ class Task:
     models: Tuple[str, ...] = ()
     metric: str = ""  # the headline metric
     higher_is_better = True
+    #: metric name -> unit, for metrics the harness's name patterns do not cover ("test_accuracy": "%")
+    units: Dict[str, str] = {}
     PRESETS: Dict[str, Dict[str, Any]] = {}
     #: option name -> its range (``_options.Range``/``one_of``); types come from ``Config``'s annotations
     OPTION_RANGES: Dict[str, Any] = COMMON_RANGES

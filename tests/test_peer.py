@@ -11,13 +11,7 @@ from fpibench import peer  # noqa: E402
 from fpibench.errors import OptionError  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """As ``python -m fpibench.peer`` does: tiny kernels on a shared CPU run far faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ environment variable ``FPIBENCH_DATA``, else the user cache
 (``$XDG_CACHE_HOME/fpibench`` or ``~/.cache/fpibench``).
 
 The layout under the data dir is fixed: ``bibtex/``, ``dncnn/Train400``,
-``dncnn/BSD68``, ``dncnn/Set12``, ``flyingchairs_examples/``.
+``dncnn/BSD68``, ``dncnn/Set12``, ``flyingchairs_examples/``, ``cifar10/``.
 """
 from __future__ import annotations
 

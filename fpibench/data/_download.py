@@ -1,7 +1,7 @@
 """The data manifest, digest checks and downloads.
 
 ``manifest.txt`` lists every file of every data set with its sha256 and canonical
-source URL (raw GitHub at a pinned commit).  ``FPIBENCH_MIRROR=<base URL>`` replaces
+source URL (raw GitHub at a pinned commit; CIFAR-10's archive from its authors' page).  ``FPIBENCH_MIRROR=<base URL>`` replaces
 each URL by ``<base URL>/<path under the data dir>`` (a mirror laid out like the data
 dir).  ``FPIBENCH_OFFLINE=1`` turns downloading off.  Checking all digests of a data set
 costs milliseconds (Train400: 400 files, 8 MB), so loaders verify on every load.
@@ -25,8 +25,8 @@ from ._datadir import data_dir as _resolve_dir
 
 ENV_MIRROR = "FPIBENCH_MIRROR"
 ENV_OFFLINE = "FPIBENCH_OFFLINE"
-DATASETS = ("bibtex", "train400", "bsd68", "set12", "flyingchairs_examples")
-LAYOUT = "bibtex/, dncnn/Train400/, dncnn/BSD68/, dncnn/Set12/, flyingchairs_examples/"
+DATASETS = ("bibtex", "train400", "bsd68", "set12", "flyingchairs_examples", "cifar10")
+LAYOUT = "bibtex/, dncnn/Train400/, dncnn/BSD68/, dncnn/Set12/, flyingchairs_examples/, cifar10/"
 _CHUNK = 1 << 20
 _SHOW_MISSING = 5
 _log = logging.getLogger("fpibench.data")

@@ -105,7 +105,7 @@ def run_cell(cell_data: Dict[str, Any], data_dir: Optional[str] = None, progress
         except JacobianTooLargeError as exc:
             task, dtype = None, ""
             out.rows = []
-            out.add("train", "skipped", math.nan, status="skipped", reason=str(exc))
+            out.add("train", "skipped", math.nan, status="skipped", reason=f"does not apply: {exc}")
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             task, dtype = None, ""
             out.rows = [r for r in out.rows if r["kind"] == "train"]

@@ -361,8 +361,9 @@ def iterate(solver: FixedPointSolver, f: Map, x0: torch.Tensor, control: Iterati
         on_finish(state)
     finite_x = torch.isfinite(state.x.detach()).all(dim=1)
     iterations, residual, trace, status = ledger.finish(control, relative, fixed_steps, finite_x.cpu() if host else finite_x)
-    refusal = getattr(state, "refusal", None)  # a solver's own per-sample verdict (e.g. CG: indefinite)
-    if refusal is not None:
+    verdicts = getattr(solver, "verdicts", None)  # a solver's own per-sample verdict (e.g. CG: indefinite)
+    if verdicts is not None:
+        refusal = verdicts(state)
         status = [s if why is None else why for s, why in zip(status, refusal)]
     stats = IterationStats(
         iterations=iterations,

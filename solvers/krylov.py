@@ -22,6 +22,7 @@ from fpibench.extend import FixedPointSolver, Flag, SolverState, option
 
 NONSYMMETRIC = "nonsymmetric"
 INDEFINITE = "indefinite"
+VERDICTS = (None, NONSYMMETRIC, INDEFINITE)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ class _SymmetricKrylov(FixedPointSolver):
         # the recurrences run in at least float32: in half precision they would stall at its rounding
         state.r = (state.base_image - x0).to(torch.promote_types(x0.dtype, torch.float32))  # b − A x₀
         state.refused = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
-        state.refusal = [None] * x0.shape[0]
+        state.why = torch.zeros(x0.shape[0], dtype=torch.int8, device=x0.device)  # index into VERDICTS
         if self.check_symmetry:
             apply = self.operator(f, state)
             u, w = _probe(state.r, 0.0), _probe(state.r, 1.3)
@@ -64,11 +65,15 @@ class _SymmetricKrylov(FixedPointSolver):
 
     @staticmethod
     def refuse(state, mask: torch.Tensor, status: str) -> None:
+        """Freeze the samples in ``mask`` with ``status`` (the first verdict stands); no host sync."""
         new = mask & ~state.refused
-        if bool(new.any()):
-            for i in new.nonzero().flatten().tolist():
-                state.refusal[i] = status
-            state.refused = state.refused | new
+        state.why = torch.where(new, torch.tensor(VERDICTS.index(status), dtype=torch.int8, device=new.device), state.why)
+        state.refused = state.refused | new
+
+    @staticmethod
+    def verdicts(state) -> list:
+        """Per sample: the status this solver gives it, or None (read once, after the loop)."""
+        return [VERDICTS[i] for i in state.why.tolist()]
 
     def finish_step(self, state, x_new, residual):
         """Refused samples keep their iterate and report a zero step (the loop stops them)."""

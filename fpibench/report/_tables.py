@@ -342,8 +342,8 @@ SEED_POINT_COLUMNS = ("task", "panel", "metric", "unit", "higher_is_better", "mo
 
 def _paper_value(task: str, model: str, preset: str) -> float:
     """The paper's own number for ``model`` where it was measured on our test set: Bibtex F1
-    (Table 2), paper preset only.  Table 1's PSNRs are on grey Flying Chairs crops, not on
-    our BSD68, so they are not drawn on our axis."""
+    (Table 2), paper preset only.  The denoising PSNRs of the paper were measured on grey
+    Flying Chairs crops, another test set than BSD68, so they are not drawn."""
     if preset != "paper" or task != "bibtex":
         return np.nan
     return next((row.value for row in paper.BIBTEX_F1 if row.model == model), np.nan)
